@@ -1,0 +1,55 @@
+# netral hub: every target sets itself up from nothing (venv, install, broker jars).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+NETRAL_HOME ?= .netral
+export NETRAL_HOME
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+PYTEST_ARGS ?=
+
+.PHONY: help install broker-dist demo test test-unit test-integration lint bench clean
+
+help:
+	@echo "make demo   - set up and run the hub locally on a sample wave, show the result"
+	@echo "make test   - set up and run the whole test suite on a real Kafka broker"
+	@echo "make lint   - ruff, mypy and the import-layer contract"
+	@echo "make bench  - benchmarks, written to bench/RESULTS.md"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+install: $(STAMP)
+
+broker-dist: install
+	$(BIN)/netral broker fetch
+
+demo: broker-dist
+	$(BIN)/netral demo
+
+test: broker-dist
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: no test ran (pytest exit 5): that is a failure"; exit 1; fi; \
+	exit $$rc
+
+test-unit: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "unit or contract" $(PYTEST_ARGS)
+
+test-integration: broker-dist
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m integration $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+bench: broker-dist
+	$(BIN)/python -m bench.run
+
+clean:
+	-$(BIN)/netral broker stop
+	rm -rf $(VENV) .mypy_cache .ruff_cache

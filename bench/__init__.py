@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): each figure against a baseline measured in the same run."""

@@ -1,0 +1,1 @@
+"""Agency connectors: outbox relay, HTTP and file ingest. Never imports Faust."""

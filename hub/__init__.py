@@ -1,0 +1,1 @@
+"""The shell: CLI, settings, local broker lifecycle, topic admin, logging."""

@@ -1,0 +1,61 @@
+"""Composition root: builds the pieces each command needs from the settings (nothing at import)."""
+
+from __future__ import annotations
+
+from schemas.codec import AvroCodec
+from schemas.errors import ConfigError
+from schemas.kafka import KafkaConnection
+from streams.config import StreamsConfig
+
+from .broker.local import LocalBroker
+from .settings import NetralSettings
+
+
+def local_broker(settings: NetralSettings) -> LocalBroker:
+    return LocalBroker(
+        settings.state_dir(),
+        version=settings.kafka_version,
+        host=settings.broker_host,
+        port=settings.broker_port,
+        controller_port=settings.broker_controller_port,
+        heap_mb=settings.broker_heap_mb,
+    )
+
+
+def bootstrap_servers(settings: NetralSettings) -> str:
+    """NETRAL_KAFKA_BOOTSTRAP if set, else the local broker (which must be running)."""
+    if settings.kafka_bootstrap:
+        return settings.kafka_bootstrap
+    broker = local_broker(settings)
+    if broker.running_pid() is None:
+        raise ConfigError(
+            "no Kafka to talk to: set NETRAL_KAFKA_BOOTSTRAP=host:port, "
+            "or start the local broker with `netral broker start`"
+        )
+    return broker.bootstrap()
+
+
+def kafka(settings: NetralSettings, client_id: str = "netral") -> KafkaConnection:
+    return settings.kafka(bootstrap_servers(settings), client_id=client_id)
+
+
+def codec(settings: NetralSettings) -> AvroCodec:
+    if settings.schema_registry_url:
+        from .registry import RegistryClient
+
+        return AvroCodec(registry=RegistryClient(settings.schema_registry_url))
+    return AvroCodec()
+
+
+def streams_config(settings: NetralSettings) -> StreamsConfig:
+    return StreamsConfig(
+        app_id=settings.worker_app_id,
+        kafka=kafka(settings, client_id=settings.worker_app_id),
+        processing_guarantee=settings.worker_processing_guarantee,
+        partitions=settings.topic_partitions,
+        replication=settings.topic_replication,
+        data_dir=settings.state_dir() / "worker" / settings.worker_app_id,
+        web_port=settings.worker_web_port,
+        batch_size=settings.worker_batch_size,
+        batch_within_s=settings.worker_batch_within_s,
+    )

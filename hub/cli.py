@@ -1,0 +1,58 @@
+"""``netral``: the operator's command line. Expected failures print one line and exit non-zero."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from schemas.errors import ConfigError, HubError
+
+from .commands.broker import broker_app
+from .commands.topics import topics_app
+from .commands.up import demo, up
+from .commands.worker import worker
+from .logs import configure
+from .settings import get_settings
+
+app = typer.Typer(
+    name="netral",
+    help="netral hub: joins Bawaslu, BKN, Kemendagri, KemenPAN-RB and PPK data on ASN neutrality "
+    "cases into one national record, on Apache Kafka.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(broker_app, name="broker")
+app.add_typer(topics_app, name="topics")
+app.command("worker")(worker)
+app.command("up")(up)
+app.command("demo")(demo)
+
+
+def _mount_optional() -> None:
+    """Command groups that live in their own modules."""
+    try:
+        from .cli_calendar import calendar_app
+    except ModuleNotFoundError:  # TEMP until the calendar lands
+        return
+    app.add_typer(calendar_app, name="calendar")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    _mount_optional()
+    try:
+        settings = get_settings()
+        configure(settings.log_level, settings.log_format)
+        app()
+    except ConfigError as err:
+        print(f"netral: {err}", file=sys.stderr)
+        sys.exit(2)
+    except HubError as err:
+        print(f"netral: {err}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

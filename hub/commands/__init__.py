@@ -1,0 +1,1 @@
+"""One module per CLI command group; ``hub.cli`` mounts them."""

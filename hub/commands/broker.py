@@ -1,0 +1,85 @@
+"""``netral broker``: fetch, start, stop and inspect the local Apache Kafka broker."""
+
+from __future__ import annotations
+
+import subprocess
+
+import typer
+from rich.console import Console
+
+from ..bootstrap import local_broker
+from ..settings import get_settings
+
+broker_app = typer.Typer(help="Run Apache Kafka's own broker (KRaft) locally, from Maven Central.",
+                         no_args_is_help=True)
+console = Console()
+
+
+@broker_app.command("fetch")
+def fetch() -> None:
+    """Resolve the Apache Kafka jars from Maven Central into the state folder (cached)."""
+    broker = local_broker(get_settings())
+    libs = broker.ensure_dist()
+    console.print(f"Apache Kafka {broker.version} jars ready in {libs}")
+
+
+@broker_app.command("start")
+def start() -> None:
+    """Start the local broker (first run: resolve the jars and format storage)."""
+    settings = get_settings()
+    broker = local_broker(settings)
+    if pid := broker.running_pid():
+        console.print(f"broker already running (pid {pid}) on {broker.bootstrap()}")
+        return
+    bootstrap, seconds = broker.start(timeout_s=settings.broker_start_timeout_s)
+    console.print(f"broker ready on [bold]{bootstrap}[/] in {seconds:.1f}s "
+                  f"(pid {broker.running_pid()}, log {broker.log_file})")
+
+
+@broker_app.command("stop")
+def stop() -> None:
+    """Stop the local broker gracefully (SIGTERM, then wait)."""
+    settings = get_settings()
+    was_running = local_broker(settings).stop(timeout_s=settings.broker_stop_timeout_s)
+    console.print("broker stopped" if was_running else "broker was not running")
+
+
+@broker_app.command("status")
+def status() -> None:
+    """Show whether the local broker runs, where, and how much data it holds."""
+    st = local_broker(get_settings()).status()
+    state = f"[green]running[/] (pid {st.pid})" if st.running else "[yellow]stopped[/]"
+    console.print(f"broker: {state}")
+    console.print(f"bootstrap: {st.bootstrap or '(never started)'}")
+    console.print(f"state: {st.node_dir}  data: {st.data_bytes / 1e6:.1f} MB")
+    if not st.running:
+        raise typer.Exit(3)
+
+
+@broker_app.command("logs")
+def logs(
+    lines: int = typer.Option(50, "-n", "--lines", min=1, help="How many lines to show."),
+    follow: bool = typer.Option(False, "-f", "--follow", help="Keep printing new lines."),
+) -> None:
+    """Print the broker's log."""
+    broker = local_broker(get_settings())
+    if not broker.log_file.exists():
+        console.print(f"no broker log yet at {broker.log_file}")
+        raise typer.Exit(1)
+    cmd = ["tail", "-n", str(lines), *(["-F"] if follow else []), str(broker.log_file)]
+    try:
+        subprocess.run(cmd, check=False)
+    except KeyboardInterrupt:
+        pass
+
+
+@broker_app.command("reset")
+def reset(yes: bool = typer.Option(False, "--yes", help="Confirm deleting the broker's data.")) -> None:
+    """Stop the local broker and delete its data (topics, offsets). The jar cache is kept."""
+    if not yes:
+        console.print("refusing to delete the broker's data without --yes")
+        raise typer.Exit(2)
+    local_broker(get_settings()).reset()
+    console.print("local broker state deleted")
+
+

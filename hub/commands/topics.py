@@ -1,0 +1,49 @@
+"""``netral topics``: create every hub topic with explicit configs (idempotent)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from schemas.topics import catalogue
+
+from ..bootstrap import kafka
+from ..kafka_admin import TopicsReport, create_topics
+from ..settings import NetralSettings, get_settings
+
+topics_app = typer.Typer(help="The hub's topics (created explicitly, never auto-created).",
+                         no_args_is_help=True)
+console = Console()
+
+
+def ensure_topics(settings: NetralSettings) -> TopicsReport:
+    """Create the missing topics of the catalogue; a second call creates nothing."""
+    return asyncio.run(create_topics(
+        kafka(settings, client_id="netral-admin"), catalogue(),
+        partitions=settings.topic_partitions, replication=settings.topic_replication,
+        min_insync=settings.topic_min_insync,
+    ))
+
+
+@topics_app.command("create")
+def create() -> None:
+    """Create every topic of the catalogue that does not exist yet; print what exists."""
+    report = ensure_topics(get_settings())
+    for name in report.created:
+        console.print(f"[green]created[/] {name}")
+    for name in report.existing:
+        console.print(f"[dim]exists[/]  {name}")
+    console.print(f"{len(report.created)} created, {len(report.existing)} already existed")
+
+
+@topics_app.command("list")
+def list_() -> None:
+    """Show the topic catalogue: key, value, cleanup, retention and writer."""
+    table = Table("topic", "key", "value", "cleanup", "retention (days)", "written by")
+    for spec in catalogue():
+        days = f"{spec.retention_ms / 86_400_000:.0f}" if spec.retention_ms else "forever"
+        table.add_row(spec.name, spec.key, spec.value, spec.cleanup, days, spec.writer)
+    console.print(table)

@@ -1,0 +1,88 @@
+"""``netral up`` (broker + topics + worker, foreground) and ``netral demo`` (the guided tour)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from ..bootstrap import kafka, local_broker
+from ..kafka_admin import wait_group_stable
+from ..settings import NetralSettings, get_settings
+from .topics import ensure_topics
+
+console = Console()
+
+
+def start_local_broker_if_needed(settings: NetralSettings) -> bool:
+    """Start the embedded broker unless NETRAL_KAFKA_BOOTSTRAP points elsewhere; True if started."""
+    if settings.kafka_bootstrap:
+        console.print(f"using Kafka at {settings.kafka_bootstrap}")
+        return False
+    broker = local_broker(settings)
+    if broker.running_pid():
+        console.print(f"local broker already running on {broker.bootstrap()}")
+        return False
+    console.print("starting the local Apache Kafka broker (first run fetches it from Maven Central)")
+    bootstrap, seconds = broker.start(timeout_s=settings.broker_start_timeout_s)
+    console.print(f"broker ready on [bold]{bootstrap}[/] in {seconds:.1f}s")
+    return True
+
+
+def spawn_worker(settings: NetralSettings, log_path: Path) -> subprocess.Popen[bytes]:
+    """Run ``netral worker`` as a child process, logging to ``log_path``."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, NETRAL_KAFKA_BOOTSTRAP=kafka(settings).bootstrap,
+               NETRAL_HOME=str(settings.state_dir()))
+    with log_path.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "hub", "worker"], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def up() -> None:
+    """Start broker, topics and the stream worker in the foreground; Ctrl-C stops them all."""
+    settings = get_settings()
+    started = start_local_broker_if_needed(settings)
+    report = ensure_topics(settings)
+    console.print(f"topics: {len(report.created)} created, {len(report.existing)} existed")
+    worker = spawn_worker(settings, settings.state_dir() / "logs" / "worker.log")
+    try:
+        seconds = asyncio.run(wait_group_stable(kafka(settings), settings.worker_app_id, 120))
+        console.print(f"worker ready in {seconds:.1f}s (log: {settings.state_dir()}/logs/"
+                      f"worker.log). Press Ctrl-C to stop everything.")
+        while worker.poll() is None:
+            time.sleep(0.5)
+        console.print(f"[red]worker exited with code {worker.returncode}[/]")
+    except KeyboardInterrupt:
+        console.print("stopping")
+    finally:
+        stop_process(worker)
+        if started:
+            local_broker(settings).stop(timeout_s=settings.broker_stop_timeout_s)
+
+
+def demo(
+    events: int = typer.Option(20, min=1, max=100_000, help="How many sample reports to send."),
+    keep: bool = typer.Option(False, help="Leave broker and worker running afterwards."),
+) -> None:
+    """Set up everything locally, send sample reports, and show them arriving normalised."""
+    from ..demo import run_demo
+
+    run_demo(get_settings(), events=events, keep=keep, console=console)

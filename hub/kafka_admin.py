@@ -1,0 +1,142 @@
+"""Broker readiness and topic creation, through aiokafka's admin client."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, KafkaError
+
+from schemas.errors import RetriableError
+from schemas.kafka import KafkaConnection
+from schemas.topics import TopicSpec
+
+TOPIC_ALREADY_EXISTS = 36
+# Raw and DLQ topics accept records up to this size so that oversized input reaches the hub's
+# validation (and its DLQ with a reason) instead of failing silently at the agency's producer.
+LARGE_TOPIC_MAX_BYTES = 8 * 1024 * 1024
+
+
+async def cluster_size(conn: KafkaConnection) -> int:
+    """Number of brokers that answer a metadata request; raises RetriableError if none."""
+    admin = AIOKafkaAdminClient(**conn.aiokafka_kwargs(), request_timeout_ms=5000)
+    try:
+        await admin.start()
+        cluster = await admin.describe_cluster()
+        return len(cluster["brokers"])
+    except (KafkaConnectionError, KafkaError, OSError) as err:
+        raise RetriableError(f"broker at {conn.bootstrap} not answering: {err}") from err
+    finally:
+        await admin.close()
+
+
+@contextmanager
+def _quiet(logger: str) -> Iterator[None]:
+    """Silence a client library's connection errors while we poll on purpose."""
+    log = logging.getLogger(logger)
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
+async def wait_ready(conn: KafkaConnection, timeout_s: float, brokers: int = 1) -> float:
+    """Wait until ``brokers`` brokers answer metadata requests; returns seconds waited."""
+    start = time.monotonic()
+    last: Exception | None = None
+    with _quiet("aiokafka"):
+        while time.monotonic() - start < timeout_s:
+            try:
+                if await cluster_size(conn) >= brokers:
+                    return time.monotonic() - start
+            except RetriableError as err:
+                last = err
+            await asyncio.sleep(0.25)
+    raise RetriableError(f"no answer from {conn.bootstrap} after {timeout_s:.0f}s ({last})")
+
+
+@dataclass(frozen=True)
+class TopicsReport:
+    created: list[str]
+    existing: list[str]
+
+
+async def create_topics(
+    conn: KafkaConnection,
+    specs: list[TopicSpec],
+    *,
+    partitions: int,
+    replication: int,
+    min_insync: int,
+) -> TopicsReport:
+    """Create every topic in ``specs`` that does not exist yet; existing ones are left as they are."""
+    admin = AIOKafkaAdminClient(**conn.aiokafka_kwargs(), request_timeout_ms=30000)
+    await admin.start()
+    try:
+        present = set(await admin.list_topics())
+        missing = [s for s in specs if s.name not in present]
+        new = []
+        for spec in missing:
+            configs = spec.configs(min_insync)
+            if spec.name.startswith(("netral.raw.", "netral.dlq.")):
+                configs["max.message.bytes"] = str(LARGE_TOPIC_MAX_BYTES)
+            new.append(NewTopic(spec.name, partitions, replication, topic_configs=configs))
+        created: list[str] = []
+        if new:
+            response = await admin.create_topics(new)
+            for name, code, message in _topic_errors(response):
+                if code == 0:
+                    created.append(name)
+                elif code != TOPIC_ALREADY_EXISTS:
+                    raise RetriableError(f"could not create topic {name}: {message} (code {code})")
+        existing = sorted(s.name for s in specs if s.name not in created)
+        return TopicsReport(created=sorted(created), existing=existing)
+    finally:
+        await admin.close()
+
+
+def _topic_errors(response: object) -> list[tuple[str, int, str]]:
+    errors = getattr(response, "topic_errors", None) or getattr(response, "topic_error_codes", [])
+    out = []
+    for entry in errors:
+        name, code = entry[0], entry[1]
+        message = entry[2] if len(entry) > 2 else ""
+        out.append((name, code, message or ""))
+    return out
+
+
+async def group_members(conn: KafkaConnection, group_id: str) -> tuple[str, int]:
+    """(state, member count) of a consumer group, e.g. ("Stable", 1)."""
+    admin = AIOKafkaAdminClient(**conn.aiokafka_kwargs(), request_timeout_ms=5000)
+    await admin.start()
+    try:
+        responses = await admin.describe_consumer_groups([group_id])
+        for response in responses:
+            for group in response.groups:
+                # (error_code, group_id, state, protocol_type, protocol, members, ...)
+                return str(group[2]), len(group[5])
+        return "Dead", 0
+    finally:
+        await admin.close()
+
+
+async def wait_group_stable(conn: KafkaConnection, group_id: str, timeout_s: float) -> float:
+    """Wait until a group is Stable with at least one member; returns seconds waited."""
+    start = time.monotonic()
+    state = "unknown"
+    while time.monotonic() - start < timeout_s:
+        try:
+            state, members = await group_members(conn, group_id)
+            if state == "Stable" and members > 0:
+                return time.monotonic() - start
+        except (KafkaError, OSError) as err:
+            state = f"unreachable ({err})"
+        await asyncio.sleep(0.2)
+    raise RetriableError(f"group {group_id} not Stable after {timeout_s:.0f}s (last: {state})")

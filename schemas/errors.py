@@ -1,0 +1,38 @@
+"""One error hierarchy for the whole hub.
+
+Callers decide what to do by class, never by message text:
+- ``InvalidMessage``: bad input; the record goes to a DLQ with the reason, the stream goes on.
+- ``RetriableError``: a transient failure (broker, network, remote 5xx); retry with backoff.
+- ``FatalError``: the process cannot continue (e.g. a lost transactional producer).
+- ``ConfigError``: a setting or CLI argument is wrong; the message says what to fix, in one line.
+"""
+
+from __future__ import annotations
+
+
+class HubError(Exception):
+    """Root of every error the hub raises on purpose."""
+
+
+class InvalidMessage(HubError):
+    """A message cannot be decoded or validated; it belongs in a DLQ, with this reason."""
+
+
+class SerializationError(InvalidMessage):
+    """Bytes that are not a valid record of a known schema (bad framing, unknown schema, truncated)."""
+
+
+class RetriableError(HubError):
+    """A transient failure: the same operation may succeed if tried again later."""
+
+
+class FatalError(HubError):
+    """The process cannot continue safely and must stop."""
+
+
+class ConfigError(HubError):
+    """A setting or argument is wrong; ``str(err)`` is one line that says what to fix."""
+
+
+class BrokerError(HubError):
+    """The local broker could not be fetched, started or stopped; the message says what to do."""

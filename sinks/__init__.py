@@ -1,0 +1,1 @@
+"""Sinks: national record (SQL), SIASN adapter, Satgas channels. Never imports Faust."""

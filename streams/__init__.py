@@ -1,0 +1,1 @@
+"""Faust stream processors. Rules live in ``streams.rules`` (pure); agents stay thin."""

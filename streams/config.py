@@ -1,0 +1,27 @@
+"""What the stream worker needs to know, handed in by the shell (never read from the env here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from schemas.kafka import KafkaConnection
+
+
+class StreamsConfig(BaseModel):
+    """Worker settings: connection, guarantee, batching and where Faust keeps local state."""
+
+    model_config = ConfigDict(frozen=True)
+
+    app_id: str = "netral-streams"
+    kafka: KafkaConnection
+    processing_guarantee: Literal["exactly_once", "at_least_once"] = "exactly_once"
+    partitions: int = 4
+    replication: int = 1
+    data_dir: Path
+    web_port: int = 6066
+    batch_size: int = 500
+    batch_within_s: float = 0.05
+    max_message_bytes: int = 1024 * 1024

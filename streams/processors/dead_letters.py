@@ -1,0 +1,24 @@
+"""Sending rejected records to their stage's DLQ, from inside a Faust agent."""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+
+from schemas.dlq import DeadLetter
+
+from ..topics import HubTopics
+
+log = logging.getLogger(__name__)
+
+
+async def to_dlq(topics: HubTopics, stage: str, message: faust.types.Message,
+                 err: BaseException) -> None:
+    """Publish the original key and bytes with the reason; log where it came from (no payload)."""
+    letter = DeadLetter.of(err, stage=stage, topic=message.topic,
+                           partition=message.partition, offset=message.offset)
+    log.warning("dlq %s: %s[%d]@%d %s: %s", stage, message.topic, message.partition,
+                message.offset, letter.error_class, letter.reason[:300])
+    await topics.dlq[stage].send(key=message.key, value=message.value or b"",
+                                 headers=letter.headers())
