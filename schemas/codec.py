@@ -42,6 +42,7 @@ class SchemaEntry:
     name: str  # full name, e.g. id.go.netral.BawasluReport
     parsed: Schema
     canonical: str
+    full_json: str  # the expanded schema with logical types, defaults and docs (for registries)
     fingerprint: bytes  # 8 bytes, little-endian as on the wire
     version: str  # "current" or the released version it comes from
 
@@ -51,12 +52,14 @@ def _avsc_dir() -> Path:
 
 
 def _entry(path: Path, version: str) -> SchemaEntry:
-    expanded = load_schema(str(path), _write_hint=False)
+    expanded: dict[str, Any] = load_schema(str(path), _write_hint=False)  # type: ignore[assignment]
     canonical = to_parsing_canonical_form(expanded)
+    name = str(expanded["name"])
     return SchemaEntry(
-        name=expanded["name"] if "." in expanded["name"] else f"{NAMESPACE}.{expanded['name']}",
+        name=name if "." in name else f"{expanded.get('namespace', NAMESPACE)}.{name}",
         parsed=fastavro.parse_schema(expanded),
         canonical=canonical,
+        full_json=json.dumps(expanded),
         fingerprint=bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO")),
         version=version,
     )
@@ -67,7 +70,7 @@ def expanded_schema(name: str) -> dict[str, Any]:
     path = _avsc_dir() / f"{name}.avsc"
     if not path.exists():
         raise SerializationError(f"no schema named {name} in schemas/avro")
-    return dict(load_schema(str(path), _write_hint=False))
+    return dict(load_schema(str(path), _write_hint=False))  # type: ignore[arg-type]
 
 
 class SchemaStore:
@@ -168,7 +171,7 @@ class AvroCodec:
         key = (f"{topic}-value", entry.name)
         if key not in self._ids_by_subject:
             assert self.registry is not None
-            self._ids_by_subject[key] = self.registry.register(key[0], entry.canonical)
+            self._ids_by_subject[key] = self.registry.register(key[0], entry.full_json)
         return self._ids_by_subject[key]
 
     # -- decode ----------------------------------------------------------------------------------

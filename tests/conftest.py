@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,3 +63,58 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaConnection]
 def unique() -> str:
     """A short unique suffix for topic and group names, so tests never share state."""
     return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="session")
+def topics(kafka: KafkaConnection) -> KafkaConnection:
+    """The hub's topics exist on the session broker (created the way operators do)."""
+    from tests.helpers import netral
+
+    netral("topics", "create", env={"NETRAL_KAFKA_BOOTSTRAP": kafka.bootstrap}, check=True)
+    return kafka
+
+
+@pytest.fixture(scope="session")
+def stream_worker(topics: KafkaConnection, tmp_path_factory: pytest.TempPathFactory
+                  ) -> Iterator[dict[str, str]]:
+    """One real Faust worker (``netral worker`` in a subprocess) for the session.
+
+    Yields its environment; the worker's log is printed if it dies.
+    """
+    import asyncio
+    import signal
+    import sys
+
+    from hub.kafka_admin import wait_group_stable
+    from schemas.errors import RetriableError
+
+    home = tmp_path_factory.mktemp("worker-home")
+    app_id = f"netral-test-{uuid.uuid4().hex[:6]}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NETRAL_")}
+    env.update(NETRAL_KAFKA_BOOTSTRAP=topics.bootstrap, NETRAL_HOME=str(home),
+               NETRAL_WORKER_APP_ID=app_id, NETRAL_LOG_LEVEL="INFO")
+    log = (home / "worker.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "hub", "worker"], env=env, cwd=REPO,
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError("worker died at start:\n" + (home / "worker.log").read_text())
+            try:
+                asyncio.run(wait_group_stable(topics, app_id, timeout_s=2))
+                break
+            except RetriableError:
+                if time.monotonic() > deadline:
+                    raise
+        yield env
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+        text = (home / "worker.log").read_text(errors="replace")
+        if "Traceback" in text:
+            print(f"--- worker log ({app_id}) ---\n{text[-5000:]}")

@@ -17,7 +17,9 @@ def run_worker() -> None:
 
     settings = get_settings()
     configure(settings.log_level, settings.log_format)
-    app = create_app(streams_config(settings))
+    cfg = streams_config(settings)
+    cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    app = create_app(cfg)
     worker = faust.Worker(app, loglevel=settings.log_level, override_logging=False,
                           redirect_stdouts=False, quiet=True)
     worker.execute_from_commandline()

@@ -15,10 +15,12 @@ log = logging.getLogger(__name__)
 
 async def to_dlq(topics: HubTopics, stage: str, message: faust.types.Message,
                  err: BaseException) -> None:
-    """Publish the original key and bytes with the reason; log where it came from (no payload)."""
+    """Publish the original key, bytes and headers plus the reason; log where (never the payload)."""
     letter = DeadLetter.of(err, stage=stage, topic=message.topic,
                            partition=message.partition, offset=message.offset)
     log.warning("dlq %s: %s[%d]@%d %s: %s", stage, message.topic, message.partition,
                 message.offset, letter.error_class, letter.reason[:300])
+    original = message.headers or []
+    kept = list(original.items()) if isinstance(original, dict) else list(original)
     await topics.dlq[stage].send(key=message.key, value=message.value or b"",
-                                 headers=letter.headers())
+                                 headers=kept + letter.headers())

@@ -1,24 +1,28 @@
 """normalize: every ``netral.raw.<agency>`` record -> one CanonicalEvent on ``netral.events``.
 
-Thin by design: decode with the shared codec, call the pure rule, emit; a record that fails any
-of that goes to ``netral.dlq.normalize`` with the reason and the stream moves on.
+Thin by design: decode with the shared codec, call the pure rule, emit. A record that fails any of
+that goes to ``netral.dlq.normalize`` with the reason and the stream moves on; an unexpected error
+in the rule (a bug) goes there too, logged with its traceback, rather than stopping the stream.
 """
 
 from __future__ import annotations
+
+import logging
 
 import faust
 
 from schemas.codec import AvroCodec
 from schemas.errors import InvalidMessage
+from schemas.models import CanonicalEvent
 from schemas.topics import EVENTS
 
 from ..config import StreamsConfig
-from ..rules.normalize import normalize_record  # noqa
+from ..rules.normalize import normalize_record
 from ..topics import HubTopics
 from .dead_letters import to_dlq
 
 STAGE = "normalize"
-CANONICAL = "id.go.netral.CanonicalEvent"
+log = logging.getLogger(__name__)
 
 
 def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsConfig) -> None:
@@ -28,10 +32,14 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
             for event in batch:
                 msg = event.message
                 try:
-                    decoded = codec.decode(msg.value)
-                    key, canonical = normalize_record(msg.topic, msg.key, decoded)
-                    value = codec.encode(CANONICAL, canonical, topic=EVENTS)
+                    key, canonical = normalize_record(msg.topic, msg.key, codec.decode(msg.value))
+                    value = codec.encode(CanonicalEvent.avro_name, canonical, topic=EVENTS)
                 except InvalidMessage as err:
+                    await to_dlq(topics, STAGE, msg, err)
+                    continue
+                except Exception as err:  # noqa: BLE001 - a rule bug must not stop the stream
+                    log.exception("unexpected error in normalize at %s[%d]@%d",
+                                  msg.topic, msg.partition, msg.offset)
                     await to_dlq(topics, STAGE, msg, err)
                     continue
                 await topics.events.send(key=key, value=value)

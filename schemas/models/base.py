@@ -1,0 +1,95 @@
+"""The base of every record model: frozen, strict about unknown fields, and Avro-convertible.
+
+A model's class name is its Avro record's name in ``id.go.netral``. ``to_avro`` gives what
+fastavro's writers accept; ``from_avro`` takes what fastavro's readers return. The one thing
+fastavro cannot infer is which branch of a union of records a value is, so a field whose type is a
+union of two or more records is written in fastavro's tuple notation ``(full name, dict)``;
+``from_avro`` accepts that notation, a dict with a ``-type`` key, or a plain dict (matched on its
+fields, since our union branches have disjoint required fields).
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Mapping
+from enum import Enum
+from typing import Any, ClassVar, Self
+
+from pydantic import BaseModel, ConfigDict
+
+NAMESPACE = "id.go.netral"
+
+_REGISTRY: dict[str, type[AvroRecord]] = {}
+
+
+class AvroRecord(BaseModel):
+    """A pydantic model that mirrors one Avro record of ``schemas/avro``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    avro_name: ClassVar[str]
+    """Full Avro name, e.g. ``id.go.netral.BawasluReport``."""
+    _tagged_fields: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        if cls.__dict__.get("__avro_abstract__", False):
+            return  # a shared base of several records, not a record itself
+        cls.avro_name = f"{NAMESPACE}.{cls.__name__}"
+        cls._tagged_fields = frozenset(
+            name for name, field in cls.model_fields.items() if _is_record_union(field.annotation)
+        )
+        _REGISTRY[cls.avro_name] = cls
+
+    def to_avro(self) -> dict[str, Any]:
+        """This record as a dict for fastavro's writers (enums as symbols, arrays as lists)."""
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = _to_avro(getattr(self, name))
+            if name in self._tagged_fields and isinstance(value, dict):
+                value = (getattr(self, name).avro_name, value)
+            out[name] = value
+        return out
+
+    @classmethod
+    def from_avro(cls, data: Mapping[str, Any]) -> Self:
+        """Validate what a fastavro reader returned (any union notation) into this model."""
+        return cls.model_validate(_from_avro(dict(data)))
+
+
+def registry() -> Mapping[str, type[AvroRecord]]:
+    """Every record model defined so far, by Avro full name."""
+    return _REGISTRY
+
+
+def _is_record_union(annotation: Any) -> bool:
+    if typing.get_origin(annotation) not in (typing.Union, types.UnionType):
+        return False
+    members = [a for a in typing.get_args(annotation) if isinstance(a, type)]
+    return sum(issubclass(m, AvroRecord) for m in members) >= 2
+
+
+def _to_avro(value: Any) -> Any:
+    if isinstance(value, AvroRecord):
+        return value.to_avro()
+    if isinstance(value, tuple | list):
+        return [_to_avro(v) for v in value]
+    if isinstance(value, Enum):
+        return value.value
+    return value
+
+
+def _from_avro(value: Any) -> Any:
+    if isinstance(value, tuple) and len(value) == 2 and value[0] in _REGISTRY:
+        return _REGISTRY[value[0]].from_avro(value[1])
+    if isinstance(value, dict):
+        if "-type" in value:
+            rest = {k: v for k, v in value.items() if k != "-type"}
+            model = _REGISTRY.get(value["-type"])
+            return model.from_avro(rest) if model else rest
+        return {k: _from_avro(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_avro(v) for v in value]
+    return value
