@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, date, datetime, timedelta
+from typing import TypeVar
 
 from schemas.models import (
     BawasluReport,
@@ -19,6 +20,7 @@ from schemas.models import (
 )
 from schemas.regions import RegionLevel, regions
 
+T = TypeVar("T")
 VIOLATION_SHARES = {
     ViolationType.SOCIAL_MEDIA: 15.8, ViolationType.CAMPAIGN_ATTENDANCE: 12.9,
     ViolationType.ONLINE_CAMPAIGN: 11.3, ViolationType.PARTISAN_ACTIVITY: 10.8,
@@ -45,7 +47,7 @@ def random_nip(rng: random.Random) -> str:
             f"{rng.choice('12')}{rng.randint(1, 999):03d}")
 
 
-def _weighted(rng: random.Random, shares: dict[str, float]) -> str:
+def _weighted(rng: random.Random, shares: dict[T, float]) -> T:
     return rng.choices(list(shares), weights=list(shares.values()))[0]
 
 
@@ -73,9 +75,9 @@ def sample_reports(n: int, seed: int = 2024, election: Election = Election.PILKA
                 nip=random_nip(rng),
                 name=f"{rng.choice(FIRST)} {rng.choice(LAST)}",
                 agency_name=f"Pemerintah {region.name}",
-                position=Position(_weighted(rng, POSITION_SHARES)),
+                position=_weighted(rng, POSITION_SHARES),
             ),
-            violation_type=ViolationType(_weighted(rng, VIOLATION_SHARES)),
+            violation_type=_weighted(rng, VIOLATION_SHARES),
             description="ASN diduga tidak netral dalam pemilihan (data contoh).",
         ))
     return out

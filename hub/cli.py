@@ -9,6 +9,7 @@ import typer
 from schemas.errors import ConfigError, HubError
 
 from .commands.broker import broker_app
+from .commands.dlq import dlq_app
 from .commands.topics import topics_app
 from .commands.up import demo, up
 from .commands.worker import worker
@@ -25,6 +26,7 @@ app = typer.Typer(
 )
 app.add_typer(broker_app, name="broker")
 app.add_typer(topics_app, name="topics")
+app.add_typer(dlq_app, name="dlq")
 app.command("worker")(worker)
 app.command("up")(up)
 app.command("demo")(demo)

@@ -76,7 +76,7 @@ async def create_topics(
     replication: int,
     min_insync: int,
 ) -> TopicsReport:
-    """Create every topic in ``specs`` that does not exist yet; existing ones are left as they are."""
+    """Create every topic in ``specs`` that does not exist yet; existing ones are left alone."""
     admin = AIOKafkaAdminClient(**conn.aiokafka_kwargs(), request_timeout_ms=30000)
     await admin.start()
     try:

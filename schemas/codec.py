@@ -66,7 +66,7 @@ def _entry(path: Path, version: str) -> SchemaEntry:
 
 
 def expanded_schema(name: str) -> dict[str, Any]:
-    """The self-contained JSON schema of a record (named types inlined), for other Avro libraries."""
+    """A record's self-contained JSON schema (named types inlined), for other Avro libraries."""
     path = _avsc_dir() / f"{name}.avsc"
     if not path.exists():
         raise SerializationError(f"no schema named {name} in schemas/avro")
@@ -117,7 +117,7 @@ class SchemaRegistry(Protocol):
 
 @dataclass(frozen=True)
 class Decoded:
-    """A decoded record: its schema's full name and the value as the current reader schema sees it."""
+    """A decoded record: its schema's full name and the value as the current schema reads it."""
 
     schema: str
     value: dict[str, Any]
@@ -128,7 +128,7 @@ def describe_prefix(data: bytes) -> str:
     """A short human hint of what some bytes look like, for DLQ reasons."""
     head = data[:8].hex(" ").upper()
     if data[:1] in (b"{", b"["):
-        return f"starts with {head} (looks like JSON, not Avro)"
+        return f"looks like JSON (starts with {head})"
     return f"starts with {head or 'nothing (empty message)'}"
 
 
@@ -152,7 +152,7 @@ class AvroCodec:
 
     # -- encode ----------------------------------------------------------------------------------
     def encode(self, name: str, value: Mapping[str, Any], topic: str | None = None) -> bytes:
-        """Encode ``value`` with the current schema ``name``; ``topic`` names the registry subject."""
+        """Encode ``value`` with schema ``name``; ``topic`` is the registry subject's topic."""
         entry = self.store.get(name)
         buf = io.BytesIO()
         if self.registry is not None:
@@ -189,8 +189,8 @@ class AvroCodec:
             writer, reader, body, framing = self._confluent(data)
         else:
             raise SerializationError(
-                "not an Avro message: expected single-object marker C3 01 or Confluent magic 00, "
-                + describe_prefix(data)
+                f"not an Avro message, {describe_prefix(data)}: expected the single-object "
+                f"marker C3 01 or the Confluent magic byte 00"
             )
         if expect is not None and reader.name != expect:
             raise SerializationError(f"wrong schema: expected {expect}, got {reader.name}")

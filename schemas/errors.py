@@ -19,7 +19,7 @@ class InvalidMessage(HubError):
 
 
 class SerializationError(InvalidMessage):
-    """Bytes that are not a valid record of a known schema (bad framing, unknown schema, truncated)."""
+    """Bytes that are no valid record of a known schema (bad framing, unknown schema, truncated)."""
 
 
 class RetriableError(HubError):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import faust
 
 from schemas.codec import AvroCodec
@@ -11,9 +13,9 @@ from .processors import normalize
 from .topics import declare_topics
 
 
-def _broker_kwargs(cfg: StreamsConfig) -> dict[str, object]:
+def _broker_kwargs(cfg: StreamsConfig) -> dict[str, Any]:
     conn = cfg.kafka
-    kwargs: dict[str, object] = {
+    kwargs: dict[str, Any] = {
         "broker": ";".join(f"kafka://{h}" for h in conn.bootstrap.split(",")),
     }
     if conn.sasl_mechanism:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -73,7 +74,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _cluster_id() -> str:
-    """A Kafka cluster id: a random UUID, base64url without padding (as kafka-storage random-uuid)."""
+    """A Kafka cluster id: random UUID, base64url without padding (kafka-storage random-uuid)."""
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
 
 
@@ -161,9 +162,11 @@ class LocalBroker:
         try:
             major = int(text.split('"')[1].split(".")[0])
         except (IndexError, ValueError):
-            raise BrokerError(f"cannot read the Java version from `java -version`: {JDK_HINT}")
+            raise BrokerError(
+                f"cannot read the Java version from `java -version`: {JDK_HINT}"
+            ) from None
         if major < 17:
-            raise BrokerError(f"Java {major} found, Kafka {'3.9'} here needs 17+: {JDK_HINT}")
+            raise BrokerError(f"Java {major} found, Kafka 3.9 needs 17+: {JDK_HINT}")
         return java
 
     # -- state -----------------------------------------------------------------------------------
@@ -275,9 +278,9 @@ class LocalBroker:
         return KafkaConnection(bootstrap=self.bootstrap(), client_id="netral-broker-check")
 
     def start(self, timeout_s: float = 90.0) -> tuple[str, float]:
-        """Start the node (fetching and formatting first if needed); returns (bootstrap, seconds)."""
+        """Start the node (fetch and format first if needed); returns (bootstrap, seconds)."""
         started = time.monotonic()
-        if pid := self.running_pid():
+        if self.running_pid():
             return self.bootstrap(), 0.0
         self.ensure_dist()
         meta = self._init_state()
@@ -285,8 +288,9 @@ class LocalBroker:
         for name, port in (("port", meta["port"]), ("controller port", meta["controller_port"])):
             if port_in_use(self.host, int(str(port))):
                 raise BrokerError(
-                    f"{name} {port} on {self.host} is in use by another process: stop it, or run "
-                    f"`netral broker reset --yes` with NETRAL_BROKER_PORT set to a free port (0 = any)"
+                    f"{name} {port} on {self.host} is in use by another process: stop it, or "
+                    f"run `netral broker reset --yes` with NETRAL_BROKER_PORT set to a free port "
+                    f"(0 = any)"
                 )
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         out = (self.node_dir / "broker.out").open("ab")
@@ -307,7 +311,8 @@ class LocalBroker:
                     f"{self._last_error()} (log: {self.log_file})"
                 )
             try:
-                asyncio.run(wait_ready(conn, timeout_s=min(2.0, max(0.1, deadline - time.monotonic()))))
+                left = max(0.1, deadline - time.monotonic())
+                asyncio.run(wait_ready(conn, timeout_s=min(2.0, left)))
                 return bootstrap, time.monotonic() - started
             except RetriableError:
                 if time.monotonic() > deadline:
@@ -327,7 +332,7 @@ class LocalBroker:
         return "no error in the log"
 
     def stop(self, timeout_s: float = 30.0) -> bool:
-        """SIGTERM, wait for a clean shutdown, SIGKILL after ``timeout_s``; True if it was running."""
+        """SIGTERM, wait for a clean exit, SIGKILL after ``timeout_s``; True if it was running."""
         pid = self.running_pid()
         if pid is None:
             self.pid_file.unlink(missing_ok=True)
@@ -366,12 +371,11 @@ class LocalBroker:
     def reset(self) -> None:
         """Stop and delete this node's state (data, configs); the jar cache is kept."""
         self.stop()
-        shutil.rmtree(self.node_dir, ignore_errors=False) if self.node_dir.exists() else None
+        if self.node_dir.exists():
+            shutil.rmtree(self.node_dir)
 
 
 def _reap(pid: int) -> None:
     """Collect a child's exit status if we started it in this process (avoids zombies)."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass

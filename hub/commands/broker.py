@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 
 import typer
@@ -67,14 +68,14 @@ def logs(
         console.print(f"no broker log yet at {broker.log_file}")
         raise typer.Exit(1)
     cmd = ["tail", "-n", str(lines), *(["-F"] if follow else []), str(broker.log_file)]
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         subprocess.run(cmd, check=False)
-    except KeyboardInterrupt:
-        pass
 
 
 @broker_app.command("reset")
-def reset(yes: bool = typer.Option(False, "--yes", help="Confirm deleting the broker's data.")) -> None:
+def reset(
+    yes: bool = typer.Option(False, "--yes", help="Confirm deleting the broker's data."),
+) -> None:
     """Stop the local broker and delete its data (topics, offsets). The jar cache is kept."""
     if not yes:
         console.print("refusing to delete the broker's data without --yes")

@@ -30,7 +30,7 @@ def start_local_broker_if_needed(settings: NetralSettings) -> bool:
     if broker.running_pid():
         console.print(f"local broker already running on {broker.bootstrap()}")
         return False
-    console.print("starting the local Apache Kafka broker (first run fetches it from Maven Central)")
+    console.print("starting the local Apache Kafka broker (the first run fetches it from Maven)")
     bootstrap, seconds = broker.start(timeout_s=settings.broker_start_timeout_s)
     console.print(f"broker ready on [bold]{bootstrap}[/] in {seconds:.1f}s")
     return True

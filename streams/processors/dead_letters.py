@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import faust
 
@@ -15,12 +16,13 @@ log = logging.getLogger(__name__)
 
 async def to_dlq(topics: HubTopics, stage: str, message: faust.types.Message,
                  err: BaseException) -> None:
-    """Publish the original key, bytes and headers plus the reason; log where (never the payload)."""
+    """Publish the original key, bytes and headers plus the reason; log where, never the payload."""
     letter = DeadLetter.of(err, stage=stage, topic=message.topic,
                            partition=message.partition, offset=message.offset)
     log.warning("dlq %s: %s[%d]@%d %s: %s", stage, message.topic, message.partition,
                 message.offset, letter.error_class, letter.reason[:300])
-    original = message.headers or []
-    kept = list(original.items()) if isinstance(original, dict) else list(original)
+    original: Any = message.headers or []
+    items = original.items() if isinstance(original, dict) else original
+    kept: list[tuple[str, bytes]] = [(str(k), bytes(v)) for k, v in items]
     await topics.dlq[stage].send(key=message.key, value=message.value or b"",
                                  headers=kept + letter.headers())

@@ -138,7 +138,7 @@ def to_canonical(record: RawRecord) -> CanonicalEvent:
     suffix = fields.pop("event_suffix", None)
     event_id = f"{record.agency}:{record.source_id}" + (f":{suffix}" if suffix else "")
     try:
-        return CanonicalEvent(event_id=event_id, **common, **fields)  # type: ignore[arg-type]
+        return CanonicalEvent(event_id=event_id, **common, **fields)
     except ValidationError as err:
         raise InvalidMessage(f"cannot build CanonicalEvent: {explain(err)}") from None
 

@@ -92,7 +92,7 @@ def test_good_records_become_canonical_events(stream_worker: dict[str, str],
     assert all(by_id[f"bawaslu:{r.source_id}"] == r.accused.nip.encode() for r in reports)
 
 
-def CANONICAL_ID(rec: object) -> str:  # noqa: N802 - small local helper
+def CANONICAL_ID(rec: object) -> str:
     return str(CODEC.decode(rec.value).value["event_id"])  # type: ignore[attr-defined]
 
 
@@ -126,7 +126,7 @@ def test_every_bad_input_lands_in_the_dlq_and_the_stream_goes_on(
 
     dlq = asyncio.run(consume_until(kafka, ["netral.dlq.normalize"], found, timeout_s=90))
     letters = _letters(dlq, marks)
-    for name, (_, value, phrase) in bad.items():
+    for name, (_, _, phrase) in bad.items():
         letter = letters[name]
         assert phrase in letter.reason, f"{name}: {letter.reason!r}"
         assert letter.stage == "normalize" and letter.source_topic == RAW
