@@ -1,0 +1,74 @@
+"""Shared bench plumbing: a broker for the run, producing a prepared data set, counting output."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from schemas.kafka import KafkaConnection
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def bench_broker(home: Path) -> Iterator[KafkaConnection]:
+    """NETRAL_KAFKA_BOOTSTRAP if set, else a fresh local Apache Kafka broker for this run."""
+    if bootstrap := os.environ.get("NETRAL_KAFKA_BOOTSTRAP"):
+        yield KafkaConnection(bootstrap=bootstrap, client_id="netral-bench")
+        return
+    from hub.broker.local import LocalBroker
+
+    broker = LocalBroker(home, port=0, heap_mb=1024, dist_dir=REPO / ".netral" / "dist")
+    bootstrap, _ = broker.start(timeout_s=120)
+    try:
+        yield KafkaConnection(bootstrap=bootstrap, client_id="netral-bench")
+    finally:
+        broker.stop()
+
+
+async def produce_all(conn: KafkaConnection, topic: str,
+                      records: list[tuple[bytes, bytes]]) -> float:
+    """Send every (key, value) with acks=all; returns seconds taken."""
+    producer = AIOKafkaProducer(**conn.aiokafka_kwargs(), acks="all", enable_idempotence=True,
+                                linger_ms=5, max_batch_size=256 * 1024)
+    await producer.start()
+    start = time.perf_counter()
+    try:
+        futures = [await producer.send(topic, value=v, key=k) for k, v in records]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return time.perf_counter() - start
+
+
+async def count_until(conn: KafkaConnection, topic: str, target: int, timeout_s: float
+                      ) -> tuple[float, float]:
+    """Read ``topic`` (read_committed) until ``target`` records arrived.
+
+    Returns (seconds from call to the first record, seconds from call to the last). Counting
+    records, not end offsets: transaction markers take offsets too.
+    """
+    consumer = AIOKafkaConsumer(topic, **conn.aiokafka_kwargs(), isolation_level="read_committed",
+                                auto_offset_reset="earliest", enable_auto_commit=False,
+                                group_id=None)
+    await consumer.start()
+    start = time.perf_counter()
+    first = None
+    seen = 0
+    try:
+        while seen < target:
+            if time.perf_counter() - start > timeout_s:
+                raise TimeoutError(f"{topic}: {seen}/{target} records after {timeout_s}s")
+            for recs in (await consumer.getmany(timeout_ms=200, max_records=10_000)).values():
+                if recs and first is None:
+                    first = time.perf_counter() - start
+                seen += len(recs)
+        return (first or 0.0), time.perf_counter() - start
+    finally:
+        await consumer.stop()

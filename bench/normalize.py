@@ -1,0 +1,162 @@
+"""normalize stage throughput against plain aiokafka loops, on the same broker and data.
+
+Three pipelines consume the same raw Bawaslu records (20% duplicate ids, as in perf-notes):
+- floor: a plain aiokafka loop (getmany, fastavro decode, dedupe in a set, encode, send, commit);
+- rule: the same loop running the hub's real normalize rule (decode, validate, map, encode);
+- faust: the real ``netral worker`` (Faust, exactly_once) running normalize.
+Ratios to the floor are what count on a noisy 2-core machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import fastavro
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from connectors.samples import sample_reports
+from hub.kafka_admin import create_topics, wait_group_stable
+from schemas.codec import AvroCodec, default_store
+from schemas.kafka import KafkaConnection
+from schemas.models import BawasluReport, CanonicalEvent
+from schemas.topics import EVENTS, TopicSpec, catalogue, raw_topic
+from streams.rules.normalize import normalize_record
+
+from .harness import REPO, bench_broker, count_until, produce_all
+
+RAW = raw_topic("bawaslu")
+OUT = "bench.baseline.out"
+
+
+@dataclass(frozen=True)
+class Row:
+    pipeline: str
+    records: int
+    seconds: float
+    note: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.records / self.seconds
+
+
+def prepare(n: int, dup_rate: float = 0.2, seed: int = 7) -> list[tuple[bytes, bytes]]:
+    codec = AvroCodec()
+    unique = int(n * (1 - dup_rate))
+    reports = sample_reports(unique, seed=seed)
+    records = [(r.source_id.encode(), codec.encode(r.avro_name, r.to_avro())) for r in reports]
+    rng = random.Random(seed)
+    records += [rng.choice(records) for _ in range(n - unique)]
+    rng.shuffle(records)
+    return records
+
+
+async def plain_loop(conn: KafkaConnection, total: int, *, use_rule: bool) -> float:
+    """Consume all of RAW, transform, produce to OUT, commit per batch; seconds for the lot."""
+    entry = default_store().get(BawasluReport.avro_name)
+    codec = AvroCodec()
+    group = f"bench-{'rule' if use_rule else 'floor'}-{uuid.uuid4().hex[:6]}"
+    consumer = AIOKafkaConsumer(RAW, **conn.aiokafka_kwargs(), group_id=group,
+                                auto_offset_reset="earliest", enable_auto_commit=False,
+                                isolation_level="read_committed")
+    producer = AIOKafkaProducer(**conn.aiokafka_kwargs(), acks="all", enable_idempotence=True,
+                                linger_ms=5)
+    await consumer.start()
+    await producer.start()
+    seen: set[bytes] = set()
+    done = 0
+    start = time.perf_counter()
+    try:
+        while done < total:
+            batch = await consumer.getmany(timeout_ms=200, max_records=5000)
+            futures = []
+            for recs in batch.values():
+                for rec in recs:
+                    done += 1
+                    if use_rule:
+                        key, value = normalize_record(RAW, rec.key, codec.decode(rec.value))
+                        out = codec.encode(CanonicalEvent.avro_name, value)
+                    else:
+                        if rec.key in seen:
+                            continue
+                        seen.add(rec.key)
+                        value = fastavro.schemaless_reader(io.BytesIO(rec.value[10:]),
+                                                           entry.parsed, entry.parsed)
+                        buf = io.BytesIO()
+                        fastavro.schemaless_writer(buf, entry.parsed, value)
+                        key, out = rec.key, buf.getvalue()
+                    futures.append(await producer.send(OUT, value=out, key=key))
+            if futures:
+                await asyncio.gather(*futures)
+                await consumer.commit()
+        return time.perf_counter() - start
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+def faust_worker(conn: KafkaConnection, home: Path, total: int) -> tuple[float, float, float]:
+    """(seconds to a ready worker, seconds ready->first event, seconds ready->last event)."""
+    app_id = f"bench-normalize-{uuid.uuid4().hex[:6]}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NETRAL_")}
+    env.update(NETRAL_KAFKA_BOOTSTRAP=conn.bootstrap, NETRAL_HOME=str(home),
+               NETRAL_WORKER_APP_ID=app_id, NETRAL_LOG_LEVEL="WARNING")
+    log = (home / "worker.log").open("wb")
+    spawned = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "hub", "worker"], env=env, cwd=REPO,
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        asyncio.run(wait_group_stable(conn, app_id, timeout_s=120))
+        ready = time.perf_counter() - spawned
+        first, last = asyncio.run(count_until(conn, EVENTS, total, timeout_s=1800))
+        return ready, first, last
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+        log.close()
+
+
+def run(n: int = 50_000) -> list[Row]:
+    with tempfile.TemporaryDirectory(prefix="netral-bench-") as tmp:
+        home = Path(tmp)
+        with bench_broker(home) as conn:
+            specs = [*catalogue(), TopicSpec(name=OUT, key="k", value="v", cleanup="delete",
+                                             retention_ms=86_400_000, writer="bench")]
+            asyncio.run(create_topics(conn, specs, partitions=4, replication=1, min_insync=1))
+            data = prepare(n)
+            produce_s = asyncio.run(produce_all(conn, RAW, data))
+            floor = asyncio.run(plain_loop(conn, n, use_rule=False))
+            rule = asyncio.run(plain_loop(conn, n, use_rule=True))
+            ready, first, last = faust_worker(conn, home, n)
+    return [
+        Row("produce raw (aiokafka, acks=all)", n, produce_s),
+        Row("floor: plain aiokafka consume-decode-dedupe-produce", n, floor),
+        Row("plain aiokafka loop + normalize rule (validate, map)", n, rule),
+        Row("faust worker: normalize (exactly_once)", n, last - first,
+            f"worker ready in {ready:.1f}s; first event {first:.2f}s after ready"),
+    ]
+
+
+def table(rows: list[Row]) -> str:
+    floor = next(r for r in rows if r.pipeline.startswith("floor")).rate
+    lines = ["| pipeline | records | seconds | records/s | ratio to floor | note |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r.pipeline} | {r.records} | {r.seconds:.2f} | {r.rate:,.0f} | "
+                     f"{r.rate / floor:.2f} | {r.note} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
+    print(table(run(count)))
