@@ -231,7 +231,8 @@ class AvroCodec:
     def _read(body: bytes, writer: Schema, reader: Schema, name: str) -> dict[str, Any]:
         buf = io.BytesIO(body)
         try:
-            value = fastavro.schemaless_reader(buf, writer, reader)
+            # same schema: skip resolution (fastavro resolves whenever a reader is given)
+            value = fastavro.schemaless_reader(buf, writer, None if reader is writer else reader)
         except (EOFError, StopIteration):
             raise SerializationError(f"truncated Avro body for {name}") from None
         except Exception as err:  # noqa: BLE001 - fastavro raises many types on garbage input
