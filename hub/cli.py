@@ -8,6 +8,7 @@ import typer
 
 from schemas.errors import ConfigError, HubError
 
+from .commands.asyncapi import asyncapi
 from .commands.broker import broker_app
 from .commands.dlq import dlq_app
 from .commands.topics import topics_app
@@ -30,20 +31,11 @@ app.add_typer(dlq_app, name="dlq")
 app.command("worker")(worker)
 app.command("up")(up)
 app.command("demo")(demo)
-
-
-def _mount_optional() -> None:
-    """Command groups that live in their own modules."""
-    try:
-        from .cli_calendar import calendar_app
-    except ModuleNotFoundError:  # TEMP until the calendar lands
-        return
-    app.add_typer(calendar_app, name="calendar")
+app.command("asyncapi")(asyncapi)
 
 
 def main() -> None:
     """Console-script entry point."""
-    _mount_optional()
     try:
         settings = get_settings()
         configure(settings.log_level, settings.log_format)
