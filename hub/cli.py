@@ -10,6 +10,7 @@ from schemas.errors import ConfigError, HubError
 
 from .commands.asyncapi import asyncapi
 from .commands.broker import broker_app
+from .commands.connector import connector_app
 from .commands.dlq import dlq_app
 from .commands.topics import topics_app
 from .commands.up import demo, up
@@ -28,6 +29,7 @@ app = typer.Typer(
 app.add_typer(broker_app, name="broker")
 app.add_typer(topics_app, name="topics")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(connector_app, name="connector")
 app.command("worker")(worker)
 app.command("up")(up)
 app.command("demo")(demo)
