@@ -24,10 +24,8 @@ NO = {"tidak", "t", "false", "0", "tidak terbukti"}
 
 def instant(value: object) -> datetime:
     """An ISO 8601 time with its UTC offset, e.g. 2024-11-05T09:12:33+07:00 (no naive times)."""
-    if isinstance(value, datetime):
-        parsed = value
-    else:
-        parsed = datetime.fromisoformat(str(value).strip())
+    text = value if isinstance(value, datetime) else str(value).strip()
+    parsed = text if isinstance(text, datetime) else datetime.fromisoformat(text)
     if parsed.tzinfo is None:
         raise ValueError(f"{value!r} has no UTC offset (write e.g. +07:00 for WIB)")
     return parsed
