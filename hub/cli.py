@@ -8,6 +8,7 @@ import typer
 
 from schemas.errors import ConfigError, HubError
 
+from .commands.api import api, api_key_app
 from .commands.asyncapi import asyncapi
 from .commands.broker import broker_app
 from .commands.connector import connector_app
@@ -34,6 +35,8 @@ app.command("worker")(worker)
 app.command("up")(up)
 app.command("demo")(demo)
 app.command("asyncapi")(asyncapi)
+app.command("api")(api)
+app.add_typer(api_key_app, name="api-key")
 
 
 def main() -> None:

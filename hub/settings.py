@@ -60,6 +60,14 @@ class NetralSettings(BaseSettings):
     worker_batch_size: int = Field(500, ge=1, le=100_000)
     worker_batch_within_s: float = Field(0.05, gt=0)
 
+    # HTTP API and ingest.
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8080, ge=1, le=65535)
+    api_keys_file: Path | None = Field(None, description="Default: <home>/api-keys.yaml")
+    ingest_max_records: int = Field(500, ge=1, le=10_000)
+    ingest_max_bytes: int = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    ingest_rate: str = Field("120/minute", pattern=r"^\d+/(second|minute|hour|day)$")
+
     # Wire format and stores.
     schema_registry_url: str | None = None
     database_url: str | None = None
@@ -67,6 +75,9 @@ class NetralSettings(BaseSettings):
     def state_dir(self) -> Path:
         """The state folder as an absolute path."""
         return self.home.expanduser().resolve()
+
+    def resolved_api_keys_file(self) -> Path:
+        return self.api_keys_file or self.state_dir() / "api-keys.yaml"
 
     def resolved_database_url(self) -> str:
         """The SQL URL, defaulting to SQLite in the state folder."""
