@@ -13,6 +13,7 @@ from .commands.asyncapi import asyncapi
 from .commands.broker import broker_app
 from .commands.connector import connector_app
 from .commands.dlq import dlq_app
+from .commands.file_import import import_
 from .commands.topics import topics_app
 from .commands.up import demo, up
 from .commands.worker import worker
@@ -36,6 +37,7 @@ app.command("up")(up)
 app.command("demo")(demo)
 app.command("asyncapi")(asyncapi)
 app.command("api")(api)
+app.command("import")(import_)
 app.add_typer(api_key_app, name="api-key")
 
 
