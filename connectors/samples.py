@@ -6,6 +6,7 @@ Shares follow domain.md: proven Pemilu 2024 cases by violation type and offender
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import TypeVar
 
@@ -47,7 +48,7 @@ def random_nip(rng: random.Random) -> str:
             f"{rng.choice('12')}{rng.randint(1, 999):03d}")
 
 
-def _weighted(rng: random.Random, shares: dict[T, float]) -> T:
+def _weighted(rng: random.Random, shares: Mapping[T, float]) -> T:
     return rng.choices(list(shares), weights=list(shares.values()))[0]
 
 

@@ -14,6 +14,7 @@ from .commands.broker import broker_app
 from .commands.connector import connector_app
 from .commands.dlq import dlq_app
 from .commands.file_import import import_
+from .commands.simulate import simulate_cmd
 from .commands.topics import topics_app
 from .commands.up import demo, up
 from .commands.worker import worker
@@ -38,6 +39,7 @@ app.command("demo")(demo)
 app.command("asyncapi")(asyncapi)
 app.command("api")(api)
 app.command("import")(import_)
+app.command("simulate")(simulate_cmd)
 app.add_typer(api_key_app, name="api-key")
 
 

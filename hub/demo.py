@@ -1,7 +1,8 @@
-"""The guided tour behind ``make demo``: everything local, a sample wave, and what arrived.
+"""The guided tour behind ``make demo``: everything local, a simulated Pilkada wave, the result.
 
-Sends sample Bawaslu reports (plus a few bad records on purpose) to ``netral.raw.bawaslu``, runs
-the real stream worker, and shows the normalised events and the dead letters with their reasons.
+Runs the election simulator through the agencies' outboxes and relays (the real connectors), plus
+two bad records sent by a misbehaving client, runs the real stream worker, and shows the
+normalised events by agency and type, and the dead letters with their reasons.
 """
 
 from __future__ import annotations
@@ -9,13 +10,15 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections import Counter
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from connectors.samples import sample_reports
+from connectors.sim_runner import publish_wave, write_truth
+from connectors.simulator import SimConfig, simulate
 from schemas.codec import AvroCodec
 from schemas.dlq import DeadLetter
 from schemas.kafka import KafkaConnection
@@ -36,15 +39,13 @@ BAD_RECORDS = {
 }
 
 
-async def _send(conn: KafkaConnection, records: list[tuple[bytes, bytes]],
-                progress: Progress) -> None:
+async def _send_bad(conn: KafkaConnection, records: list[tuple[bytes, bytes]]) -> None:
+    """A misbehaving client writing junk to a raw topic: the hub must dead-letter it."""
     producer = AIOKafkaProducer(**conn.aiokafka_kwargs(), acks="all", enable_idempotence=True)
     await producer.start()
-    task = progress.add_task("sending to netral.raw.bawaslu", total=len(records))
     try:
         for key, value in records:
             await producer.send_and_wait(raw_topic("bawaslu"), value=value, key=key)
-            progress.advance(task)
     finally:
         await producer.stop()
 
@@ -78,7 +79,7 @@ async def _watch(conn: KafkaConnection, wanted: set[str], bad_keys: set[bytes],
     return list(events.values()), letters
 
 
-def run_demo(settings: NetralSettings, *, events: int, keep: bool, console: Console) -> None:
+def run_demo(settings: NetralSettings, *, cases: int, keep: bool, console: Console) -> None:
     """Start what is missing, send a sample wave, show the result, and clean up."""
     started_broker = start_local_broker_if_needed(settings)
     report = ensure_topics(settings)
@@ -89,22 +90,29 @@ def run_demo(settings: NetralSettings, *, events: int, keep: bool, console: Cons
     try:
         ready = asyncio.run(wait_group_stable(conn, settings.worker_app_id, 120))
         console.print(f"stream worker ready in {ready:.1f}s (log: {log_path})")
-        codec = AvroCodec()
-        reports = sample_reports(events, seed=int(time.time()))
-        records = [(r.source_id.encode(), codec.encode(r.avro_name, r.to_avro()))
-                   for r in reports]
+        sim = simulate(SimConfig(cases=cases, seed=int(time.time())))
+        truth = settings.state_dir() / "simulations" / "demo.truth.jsonl"
+        write_truth(sim, truth)
         bad_keys = {f"demo-bad-{i}-{uuid.uuid4().hex[:6]}".encode()
                     for i in range(len(BAD_RECORDS))}
-        records += list(zip(sorted(bad_keys), BAD_RECORDS.values(), strict=True))
-        wanted = {f"bawaslu:{r.source_id}" for r in reports}
+        wanted = {ev.event_id for ev in sim.events}
+        console.print(f"simulated Pilkada 2024 wave: {cases} true cases, {len(sim.events)} agency "
+                      f"events (ground truth: {truth})")
         started = time.monotonic()
         with Progress(console=console) as progress:
-            asyncio.run(_send(conn, records, progress))
-            got, letters = asyncio.run(_watch(conn, wanted, bad_keys, progress, 120))
+            tasks = {w: progress.add_task(f"{w} (agency outboxes -> relays -> Kafka)",
+                                          total=len(sim.events)) for w in ("queued", "sent")}
+            wave = asyncio.run(publish_wave(
+                sim, conn, settings.state_dir() / "connectors",
+                progress=lambda what, n: progress.advance(tasks[what], n)))
+            asyncio.run(_send_bad(conn, list(zip(sorted(bad_keys), BAD_RECORDS.values(),
+                                                 strict=True))))
+            got, letters = asyncio.run(_watch(conn, wanted, bad_keys, progress, 180))
         elapsed = time.monotonic() - started
         _show(console, got, letters)
-        console.print(f"[bold]{len(got)}/{len(wanted)}[/] reports normalised and "
-                      f"[bold]{len(letters)}/{len(bad_keys)}[/] bad records dead-lettered "
+        console.print(f"[bold]{len(got)}/{len(wanted)}[/] agency events normalised, "
+                      f"{len(wave.rejected_at_connector)} bad rows rejected at the connectors, "
+                      f"[bold]{len(letters)}/{len(bad_keys)}[/] junk records dead-lettered, "
                       f"in {elapsed:.1f}s")
         if len(got) < len(wanted) or len(letters) < len(bad_keys):
             raise SystemExit(f"demo incomplete: see {log_path}")
@@ -121,8 +129,14 @@ def run_demo(settings: NetralSettings, *, events: int, keep: bool, console: Cons
 
 def _show(console: Console, got: list[CanonicalEvent],
           letters: list[tuple[bytes, DeadLetter]]) -> None:
-    table = Table("event", "type", "NIP", "region", "violation", title="netral.events (first 10)")
-    for ev in sorted(got, key=lambda e: e.event_id)[:10]:
+    counts = Counter((ev.agency.value, ev.event_type.value) for ev in got)
+    summary = Table("agency", "event type", "events", title="netral.events by agency and type")
+    for (agency, etype), n in sorted(counts.items()):
+        summary.add_row(agency, etype, str(n))
+    console.print(summary)
+    table = Table("event", "type", "NIP", "region", "violation", title="a few normalised reports")
+    reports = [ev for ev in got if ev.event_type.value == "VIOLATION_REPORTED"]
+    for ev in sorted(reports, key=lambda e: e.event_id)[:8]:
         nip = ev.person.nip if ev.person and ev.person.nip else None
         table.add_row(ev.event_id, ev.event_type.value, mask_nip(nip) if nip else "-",
                       name_of(ev.region_code) if ev.region_code else "-",

@@ -79,10 +79,11 @@ def up() -> None:
 
 
 def demo(
-    events: int = typer.Option(20, min=1, max=100_000, help="How many sample reports to send."),
+    cases: int = typer.Option(200, min=1, max=100_000, help="True cases in the simulated wave."),
     keep: bool = typer.Option(False, help="Leave broker and worker running afterwards."),
 ) -> None:
-    """Set up everything locally, send sample reports, and show them arriving normalised."""
+    """Set up everything locally, run a simulated Pilkada wave through the connectors, and show
+    it arriving normalised."""
     from ..demo import run_demo
 
-    run_demo(get_settings(), events=events, keep=keep, console=console)
+    run_demo(get_settings(), cases=cases, keep=keep, console=console)

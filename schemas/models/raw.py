@@ -58,6 +58,10 @@ class RawRecord(AvroRecord):
     recorded_at: PastInstant
     election: Election
 
+    def event_id(self) -> str:
+        """The id of the CanonicalEvent this record becomes (``<agency>:<source_id>``)."""
+        return f"{self.agency}:{self.source_id}"
+
 
 class BawasluReport(RawRecord):
     """A temuan or laporan; a later version (same source_id) carries Bawaslu's review outcome."""
@@ -77,6 +81,11 @@ class BawasluReport(RawRecord):
     review_outcome: BawasluReviewOutcome | None = None
     reviewed_at: PastInstant | None = None
     review_note: Text | None = None
+
+    def event_id(self) -> str:
+        """A review outcome is its own event, after the report it reviews."""
+        base = super().event_id()
+        return f"{base}:{self.review_outcome.value.lower()}" if self.review_outcome else base
 
     @model_validator(mode="after")
     def _consistent(self) -> BawasluReport:

@@ -135,8 +135,7 @@ def to_canonical(record: RawRecord) -> CanonicalEvent:
             }
         case _:
             raise InvalidMessage(f"no mapping for {type(record).__name__}")
-    suffix = fields.pop("event_suffix", None)
-    event_id = f"{record.agency}:{record.source_id}" + (f":{suffix}" if suffix else "")
+    event_id = record.event_id()
     try:
         return CanonicalEvent(event_id=event_id, **common, **fields)
     except ValidationError as err:
@@ -156,7 +155,6 @@ def _bawaslu(r: BawasluReport) -> dict[str, object]:
     return base | {
         "event_type": _REVIEW_EVENTS[r.review_outcome],
         "occurred_at": r.reviewed_at, "note": r.review_note,
-        "event_suffix": r.review_outcome.value.lower(),
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -52,9 +53,11 @@ def test_up_runs_everything_and_ctrl_c_stops_it_all(tmp_path: Path) -> None:
 
 def test_demo_sends_a_wave_and_shows_it(tmp_path: Path) -> None:
     (tmp_path / "dist").symlink_to(DIST)
-    proc = netral("demo", "--events", "15", env={"NETRAL_HOME": str(tmp_path),
-                                                 "NETRAL_BROKER_PORT": "0"}, timeout=300)
+    proc = netral("demo", "--cases", "20", env={"NETRAL_HOME": str(tmp_path),
+                                                "NETRAL_BROKER_PORT": "0"}, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "15/15 reports normalised" in proc.stdout
-    assert "2/2 bad records dead-lettered" in proc.stdout
+    got, wanted = re.search(r"(\d+)/(\d+) agency events normalised", proc.stdout).groups()
+    assert got == wanted and int(wanted) >= 20
+    assert "2/2 junk records dead-lettered" in proc.stdout
+    assert (tmp_path / "simulations" / "demo.truth.jsonl").exists()
     assert LocalBroker(tmp_path).running_pid() is None
