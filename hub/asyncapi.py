@@ -3,6 +3,11 @@
 Generated from the topic catalogue and the shipped Avro schemas, so it cannot drift from the code;
 ``netral asyncapi`` writes it to docs/asyncapi.yaml and a test checks the committed file is current
 and valid against the official AsyncAPI 3.0.0 JSON Schema.
+
+Message payloads are the shipped Avro schemas, expanded so each is self-contained. The one change
+from ``expanded_schema()``: a named type's full name is split into ``namespace`` + ``name``, because
+the AsyncAPI Avro schema (avroSchema_v1) only accepts dot-free names. Both spellings are the same
+Avro schema (same parsing canonical form, same fingerprint).
 """
 
 from __future__ import annotations
@@ -17,14 +22,21 @@ from schemas.dlq import (
     H_FAILED_AT,
     H_OFFSET,
     H_PARTITION,
+    H_REPLAYED_FROM,
     H_STAGE,
     H_TOPIC,
 )
 from schemas.models import TOPIC_MODELS
 from schemas.topics import TopicSpec, catalogue
 
+from .kafka_admin import LARGE_TOPIC_MAX_BYTES
+
 AVRO_FORMAT = "application/vnd.apache.avro+json;version=1.9.0"
 KAFKA_BINDING = "0.5.0"
+# Topics that `netral topics create` gives a larger max.message.bytes (kafka_admin.create_topics):
+# agency exports can be big, and a DLQ must hold whatever its stage was sent.
+LARGE_TOPIC_PREFIXES = ("netral.raw.", "netral.dlq.")
+SCRAM = "agencyScram"
 # Who reads each topic (the writer is in the catalogue); raw topics are all read by normalize.
 READERS: dict[str, list[str]] = {
     "netral.events": ["cases processor"],
@@ -36,7 +48,7 @@ READERS: dict[str, list[str]] = {
     "netral.commands": ["cases processor"],
 }
 
-DESCRIPTION = """\
+DESCRIPTION = f"""\
 netral joins what Bawaslu, KASN/BKN, Kemendagri, KemenPAN-RB and each PPK publish about ASN
 neutrality cases into one national record on Apache Kafka.
 
@@ -48,15 +60,41 @@ Confluent-compatible registry configured, values use the Confluent framing (`00`
 big-endian schema id, the body) and subject `<topic>-value`. The hub decodes both, and any released
 schema version (`schemas/avro/history/`); schemas evolve only BACKWARD-compatibly.
 
-**Keys.** A raw record's Kafka key is its `source_id` (UTF-8); an empty key or a key that differs
-from the record's `source_id` is rejected.
+**Schemas.** Each channel's message carries its value schema in full under `payload.schema`
+(named types inlined). The same schemas, one named type per file, are the `.avsc` files in
+`schemas/avro/` of the repository and of the installed `netral-hub` package; with a registry,
+`GET <registry>/subjects/<topic>-value/versions/latest` returns the one in use.
+
+**Keys.** Every key is a UTF-8 string; each channel names what it holds. A raw record's key is its
+`source_id`; an empty key or a key that differs from the record's `source_id` is rejected.
 
 **Who writes what.** Each agency's connector writes only its own `netral.raw.<agency>` topic, with
 that agency's one record type. Every other topic is written by the hub itself.
 
+**Reading.** The hub's stream workers write in Kafka transactions (exactly once, by default); read
+with `isolation.level=read_committed` so writes of an aborted transaction are never seen.
+
 **Dead letters.** A record a stage cannot decode or validate goes to `netral.dlq.<stage>` unchanged
-(original key, bytes and headers) plus headers saying why; nothing is lost and the stream goes on.
+(original key, bytes and headers), and the stream goes on. Headers added, all UTF-8 strings:
+
+- `{H_ERROR_CLASS}`: the error class, e.g. `InvalidMessage`
+- `{H_ERROR_MESSAGE}`: the reason, in words
+- `{H_STAGE}`: the stage that rejected it
+- `{H_TOPIC}`, `{H_PARTITION}`, `{H_OFFSET}`: where it was read
+- `{H_FAILED_AT}`: when (ISO 8601)
+
+`netral dlq replay` sends a fixed record back to its source topic with its original headers and
+`{H_REPLAYED_FROM}: <stage>:<partition>:<offset>`.
 """
+
+
+def _unwrap(text: str) -> str:
+    """Join each paragraph's wrapped lines, so the YAML folds it instead of doubling newlines."""
+    blocks = []
+    for block in text.strip().split("\n\n"):
+        lines = block.splitlines()
+        blocks.append("\n".join(lines) if lines[0].startswith("- ") else " ".join(lines))
+    return "\n\n".join(blocks)
 
 
 def _version() -> str:
@@ -71,7 +109,11 @@ def _channel_id(topic: str) -> str:
 
 
 def _topic_config(spec: TopicSpec) -> dict[str, Any]:
-    return {"cleanup.policy": [spec.cleanup], "retention.ms": spec.retention_ms or -1}
+    config: dict[str, Any] = {"cleanup.policy": [spec.cleanup],
+                              "retention.ms": spec.retention_ms or -1}
+    if spec.name.startswith(LARGE_TOPIC_PREFIXES):
+        config["max.message.bytes"] = LARGE_TOPIC_MAX_BYTES
+    return config
 
 
 def _named(schema: Any) -> Any:
@@ -121,10 +163,24 @@ def _dlq_message(spec: TopicSpec) -> dict[str, Any]:
                 H_OFFSET: h("Offset it was read from (decimal)"),
                 H_FAILED_AT: h("When it was rejected (ISO 8601)"),
             },
-            "required": [H_ERROR_CLASS, H_ERROR_MESSAGE, H_STAGE, H_TOPIC],
+            # DeadLetter.headers() always writes all seven; the original headers come before them.
+            "required": [H_ERROR_CLASS, H_ERROR_MESSAGE, H_STAGE, H_TOPIC, H_PARTITION, H_OFFSET,
+                         H_FAILED_AT],
+            "additionalProperties": {"type": "string",
+                                     "description": "The record's original headers, kept."},
         },
         "payload": {"type": "string", "format": "binary",
                     "description": "The original value bytes, as received."},
+    }
+
+
+def _operation(action: str, cid: str, message: str, summary: str) -> dict[str, Any]:
+    """Fresh objects per operation: shared ones would make YAML write anchors and aliases."""
+    return {
+        "action": action,
+        "channel": {"$ref": f"#/channels/{cid}"},
+        "messages": [{"$ref": f"#/channels/{cid}/messages/{message}"}],
+        "summary": summary,
     }
 
 
@@ -142,40 +198,51 @@ def build_asyncapi() -> dict[str, Any]:
             "address": spec.name,
             "title": spec.name,
             "description": f"{spec.value}. Key: {spec.key}. Cleanup: {spec.cleanup}, retention "
-                           f"{retention}. Written by the {spec.writer}.",
+                           f"{retention}. Written by the {spec.writer}. Partitions, replicas and "
+                           "min.insync.replicas are set by `netral topics create` "
+                           "(NETRAL_TOPIC_PARTITIONS, NETRAL_TOPIC_REPLICATION, "
+                           "NETRAL_TOPIC_MIN_INSYNC).",
             "messages": {message["name"]: message},
             "bindings": {"kafka": {"topic": spec.name, "topicConfiguration": _topic_config(spec),
                                    "bindingVersion": KAFKA_BINDING}},
         }
-        ref = {"$ref": f"#/channels/{cid}"}
-        msg_ref = [{"$ref": f"#/channels/{cid}/messages/{message['name']}"}]
-        operations[f"send-{cid}"] = {
-            "action": "send", "channel": ref, "messages": msg_ref,
-            "summary": f"The {spec.writer} publishes to {spec.name}.",
-        }
+        operations[f"send-{cid}"] = _operation(
+            "send", cid, message["name"], f"Written to {spec.name} by the {spec.writer}.")
         readers = (["normalize stage"] if spec.name.startswith("netral.raw.")
                    else ["operators (netral dlq list/show/replay)"] if dlq
                    else READERS.get(spec.name, []))
         for reader in readers:
             rid = reader.split(" (")[0].replace(" ", "-").lower()
-            operations[f"receive-{cid}-{rid}"] = {
-                "action": "receive", "channel": ref, "messages": msg_ref,
-                "summary": f"The {reader} consumes {spec.name}.",
-            }
+            operations[f"receive-{cid}-{rid}"] = _operation(
+                "receive", cid, message["name"], f"Read from {spec.name} by the {reader}.")
     return {
         "asyncapi": "3.0.0",
-        "info": {"title": "netral hub", "version": _version(), "description": DESCRIPTION,
-                 "license": {"name": "Apache-2.0"}},
+        "info": {"title": "netral hub", "version": _version(),
+                 "description": _unwrap(DESCRIPTION), "license": {"name": "Apache-2.0"}},
         "defaultContentType": "application/octet-stream",
         "servers": {
             "local": {"host": "localhost:9092", "protocol": "kafka",
                       "description": "The embedded single-node Apache Kafka 3.9 broker "
                                      "(`netral broker start`), PLAINTEXT."},
-            "production": {"host": "kafka1:9092", "protocol": "kafka-secure",
-                           "description": "The national cluster: three or more brokers, "
-                                          "replication 3, min ISR 2; SASL/SCRAM-SHA-512 over "
-                                          "TLS with one principal per agency."},
+            "production": {
+                "host": "{bootstrap}", "protocol": "kafka-secure",
+                "description": "The national cluster (a placeholder: its address is handed to each "
+                               "agency with its credentials). Three or more brokers, replication "
+                               "3, min ISR 2; TLS, and SASL/SCRAM-SHA-512 with one principal per "
+                               "agency, whose ACLs should allow writing only its own raw "
+                               "topic.",
+                "variables": {"bootstrap": {"default": "kafka.netral.example:9093",
+                                            "description": "Bootstrap host:port of the cluster."}},
+                "security": [{"$ref": f"#/components/securitySchemes/{SCRAM}"}],
+            },
         },
         "channels": channels,
         "operations": operations,
+        "components": {
+            "securitySchemes": {
+                SCRAM: {"type": "scramSha512",
+                        "description": "SASL/SCRAM-SHA-512 over TLS; one user per agency "
+                                       "connector, issued by the hub operators."},
+            },
+        },
     }
