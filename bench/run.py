@@ -22,6 +22,8 @@ SECTIONS = [
      "python -m bench.codec"),
     ("bench.normalize", "normalize stage against plain aiokafka loops (same broker, same data)",
      "python -m bench.normalize 50000"),
+    ("bench.ingest", "Ingest: outbox relay and HTTP ingest against a plain producer",
+     "python -m bench.ingest 20000"),
 ]
 PACKAGES = ["faust-streaming", "aiokafka", "fastavro", "pydantic", "SQLAlchemy"]
 
