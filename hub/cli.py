@@ -14,6 +14,8 @@ from .commands.broker import broker_app
 from .commands.connector import connector_app
 from .commands.dlq import dlq_app
 from .commands.file_import import import_
+from .commands.mock_siasn import mock_siasn
+from .commands.siasn_adapter import siasn_adapter
 from .commands.simulate import simulate_cmd
 from .commands.topics import topics_app
 from .commands.up import demo, up
@@ -40,6 +42,8 @@ app.command("asyncapi")(asyncapi)
 app.command("api")(api)
 app.command("import")(import_)
 app.command("simulate")(simulate_cmd)
+app.command("mock-siasn")(mock_siasn)
+app.command("siasn-adapter")(siasn_adapter)
 app.add_typer(api_key_app, name="api-key")
 
 
