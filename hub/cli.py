@@ -8,6 +8,7 @@ import typer
 
 from schemas.errors import ConfigError, HubError
 
+from .cli_calendar import calendar_app
 from .commands.api import api, api_key_app
 from .commands.asyncapi import asyncapi
 from .commands.broker import broker_app
@@ -35,6 +36,7 @@ app.add_typer(broker_app, name="broker")
 app.add_typer(topics_app, name="topics")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(connector_app, name="connector")
+app.add_typer(calendar_app, name="calendar")
 app.command("worker")(worker)
 app.command("up")(up)
 app.command("demo")(demo)
