@@ -90,10 +90,10 @@ async def plain_loop(conn: KafkaConnection, total: int, *, use_rule: bool) -> fl
                         if rec.key in seen:
                             continue
                         seen.add(rec.key)
-                        value = fastavro.schemaless_reader(io.BytesIO(rec.value[10:]),
-                                                           entry.parsed, entry.parsed)
+                        record = fastavro.schemaless_reader(io.BytesIO(rec.value[10:]),
+                                                            entry.parsed, None)
                         buf = io.BytesIO()
-                        fastavro.schemaless_writer(buf, entry.parsed, value)
+                        fastavro.schemaless_writer(buf, entry.parsed, record)
                         key, out = rec.key, buf.getvalue()
                     futures.append(await producer.send(OUT, value=out, key=key))
             if futures:

@@ -222,10 +222,22 @@ class AvroCodec:
                 text = self.registry.schema_by_id(schema_id)
             except LookupError:
                 raise SerializationError(f"unknown schema id {schema_id} in the registry") from None
-            writer = fastavro.parse_schema(json.loads(text))
+            try:
+                writer = fastavro.parse_schema(json.loads(text))
+            except Exception as err:  # noqa: BLE001 - json and fastavro raise many types
+                # e.g. a Protobuf or JSON Schema producer (same magic byte) on this topic
+                raise SerializationError(
+                    f"schema id {schema_id} is not an Avro schema the hub can read: "
+                    f"{type(err).__name__}: {str(err)[:200]}"
+                ) from None
             self._by_id[schema_id] = writer
-        name = writer["name"] if isinstance(writer, dict) else ""
-        return writer, self.store.get(name), data[CONFLUENT_HEADER_LEN:], "confluent"
+        name = str(writer.get("name", "")) if isinstance(writer, dict) else ""
+        if name not in self.store.current:
+            what = f"record {name}" if name else "not a named record"
+            raise SerializationError(
+                f"schema id {schema_id} is {what}: not a record schema this hub ships"
+            )
+        return writer, self.store.current[name], data[CONFLUENT_HEADER_LEN:], "confluent"
 
     @staticmethod
     def _read(body: bytes, writer: Schema, reader: Schema, name: str) -> dict[str, Any]:
