@@ -13,11 +13,13 @@ from .commands.api import api, api_key_app
 from .commands.asyncapi import asyncapi
 from .commands.broker import broker_app
 from .commands.connector import connector_app
+from .commands.db import db_app
 from .commands.dlq import dlq_app
 from .commands.file_import import import_
 from .commands.mock_siasn import mock_siasn
 from .commands.siasn_adapter import siasn_adapter
 from .commands.simulate import simulate_cmd
+from .commands.sql_sink import sql_sink
 from .commands.topics import topics_app
 from .commands.up import demo, up
 from .commands.worker import worker
@@ -37,6 +39,8 @@ app.add_typer(topics_app, name="topics")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(connector_app, name="connector")
 app.add_typer(calendar_app, name="calendar")
+app.add_typer(db_app, name="db")
+app.command("sql-sink")(sql_sink)
 app.command("worker")(worker)
 app.command("up")(up)
 app.command("demo")(demo)
