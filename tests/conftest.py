@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from schemas.kafka import KafkaConnection
+from tests.fixtures.postgres import PostgresUnavailable, ThrowawayPostgres, start_postgres
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -57,6 +58,33 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaConnection]
         yield KafkaConnection(bootstrap=bootstrap, client_id="netral-tests")
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[ThrowawayPostgres]:
+    """A throwaway PostgreSQL server for the session (tests/fixtures/postgres.py says how)."""
+    try:
+        server = start_postgres()
+    except PostgresUnavailable as err:
+        pytest.skip(f"PostgreSQL cannot start here: {err}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database of each kind, private to the test."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'netral.db'}"
+        return
+    server: ThrowawayPostgres = request.getfixturevalue("postgres")
+    url = server.new_database()
+    try:
+        yield url
+    finally:
+        server.drop_database(url)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -35,8 +34,9 @@ def _relay(db: str, bootstrap: str) -> subprocess.Popen[bytes]:
         env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-def test_sigkill_mid_drain_loses_nothing(topics: KafkaConnection, tmp_path: Path) -> None:
-    db = f"sqlite:///{tmp_path / 'bawaslu.db'}"
+def test_sigkill_mid_drain_loses_nothing(topics: KafkaConnection, database_url: str) -> None:
+    """On the agency's SQLite and on its PostgreSQL."""
+    db = database_url
     engine = agency_engine(db)
     codec = AvroCodec()
     seed = random.randrange(10**9)

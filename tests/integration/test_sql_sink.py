@@ -37,38 +37,11 @@ from sinks.sql.runner import SQL_TOPICS, SqlRunnerConfig, SqlSinkRunner
 from sinks.sql.sink import RecordMeta, SqlSink
 from sinks.sql.tables import alerts, case_transitions, cases, metadata, order_results, orders
 from tests.fixtures.kafka_tools import consume_until, produce
-from tests.fixtures.postgres import PostgresUnavailable, ThrowawayPostgres, start_postgres
 from tests.fixtures.sql_records import alert, case, dump, order, random_nip, result, transition
 
 pytestmark = pytest.mark.integration
 META = RecordMeta("test", 0, 0)
 TOPIC_OF = {model: topic for topic, model in SQL_TOPICS.items()}
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[ThrowawayPostgres]:
-    try:
-        server = start_postgres()
-    except PostgresUnavailable as err:
-        pytest.skip(f"PostgreSQL cannot start here: {err}")
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
-    """An empty database of each kind, private to the test."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'netral.db'}"
-        return
-    server: ThrowawayPostgres = request.getfixturevalue("postgres")
-    url = server.new_database()
-    try:
-        yield url
-    finally:
-        server.drop_database(url)
 
 
 @pytest.fixture
