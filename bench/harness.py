@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -14,6 +15,31 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from schemas.kafka import KafkaConnection
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Row:
+    """One measured pipeline; the first row of a table is its floor (baseline)."""
+
+    name: str
+    records: int
+    seconds: float
+    note: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.records / self.seconds
+
+
+def table(rows: list[Row], first_column: str = "pipeline") -> str:
+    """A markdown table with each rate as a ratio to the floor (the row named ``floor: ...``)."""
+    floor = next((r for r in rows if r.name.startswith("floor")), rows[0]).rate
+    lines = [f"| {first_column} | records | seconds | records/s | ratio to floor | note |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r.name} | {r.records} | {r.seconds:.2f} | {r.rate:,.0f} | "
+                     f"{r.rate / floor:.2f} | {r.note} |")
+    return "\n".join(lines)
 
 
 @contextmanager

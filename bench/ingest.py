@@ -9,7 +9,6 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,19 +26,8 @@ from schemas.kafka import KafkaConnection
 from schemas.models import BawasluReport
 from schemas.topics import Agency, catalogue, raw_topic
 
-from .harness import bench_broker, produce_all
-
-
-@dataclass(frozen=True)
-class Row:
-    path: str
-    records: int
-    seconds: float
-    note: str = ""
-
-    @property
-    def rate(self) -> float:
-        return self.records / self.seconds
+from .harness import Row, bench_broker, produce_all
+from .harness import table as harness_table
 
 
 def native(r: BawasluReport) -> dict[str, Any]:
@@ -130,13 +118,7 @@ def run(n: int = 20_000) -> list[Row]:
 
 
 def table(rows: list[Row]) -> str:
-    floor = rows[0].rate
-    lines = ["| path | records | seconds | records/s | ratio to floor | note |",
-             "|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r.path} | {r.records} | {r.seconds:.2f} | {r.rate:,.0f} | "
-                     f"{r.rate / floor:.2f} | {r.note} |")
-    return "\n".join(lines)
+    return harness_table(rows, "path")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import fastavro
@@ -32,22 +31,11 @@ from schemas.models import BawasluReport, CanonicalEvent
 from schemas.topics import EVENTS, TopicSpec, catalogue, raw_topic
 from streams.rules.normalize import normalize_record
 
-from .harness import REPO, bench_broker, count_until, produce_all
+from .harness import REPO, Row, bench_broker, count_until, produce_all
+from .harness import table as harness_table
 
 RAW = raw_topic("bawaslu")
 OUT = "bench.baseline.out"
-
-
-@dataclass(frozen=True)
-class Row:
-    pipeline: str
-    records: int
-    seconds: float
-    note: str = ""
-
-    @property
-    def rate(self) -> float:
-        return self.records / self.seconds
 
 
 def prepare(n: int, dup_rate: float = 0.2, seed: int = 7) -> list[tuple[bytes, bytes]]:
@@ -149,13 +137,7 @@ def run(n: int = 50_000) -> list[Row]:
 
 
 def table(rows: list[Row]) -> str:
-    floor = next(r for r in rows if r.pipeline.startswith("floor")).rate
-    lines = ["| pipeline | records | seconds | records/s | ratio to floor | note |",
-             "|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r.pipeline} | {r.records} | {r.seconds:.2f} | {r.rate:,.0f} | "
-                     f"{r.rate / floor:.2f} | {r.note} |")
-    return "\n".join(lines)
+    return harness_table(rows, "pipeline")
 
 
 if __name__ == "__main__":
