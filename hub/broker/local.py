@@ -74,8 +74,15 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _cluster_id() -> str:
-    """A Kafka cluster id: random UUID, base64url without padding (kafka-storage random-uuid)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    """A Kafka cluster id: random UUID, base64url without padding (kafka-storage random-uuid).
+
+    Like Kafka's own ``Uuid.randomUuid``, never one starting with "-": the storage tool would
+    read it as an option.
+    """
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cid.startswith("-"):
+            return cid
 
 
 class LocalBroker:

@@ -88,3 +88,12 @@ def test_meta_records_ports_and_cluster(tmp_path: Path) -> None:
     finally:
         broker.stop()
     assert not broker.status().running
+
+
+def test_cluster_ids_never_start_with_a_dash() -> None:
+    """A leading '-' made kafka-storage read the id as an option (seen in a fresh-clone run)."""
+    from hub.broker.local import _cluster_id
+
+    ids = [_cluster_id() for _ in range(5000)]
+    assert not any(cid.startswith("-") for cid in ids)
+    assert all(len(cid) == 22 for cid in ids)
