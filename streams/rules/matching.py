@@ -1,0 +1,210 @@
+"""matching: who a report without a NIP is about, explainably (score + the fields that agreed).
+
+Reports from the public often name an official ("Drs. H. BUDI SANTOSO, M.Si", "Dinas Pendidikan
+Kota Bandung") instead of giving the NIP. Names are normalised (gelar such as Drs., H., Ir. and
+degrees such as S.Pd, M.Si dropped, casefolded, punctuation removed) and compared with rapidfuzz's
+``token_sort_ratio`` (word order does not matter); agency, region and position agreement are
+weighted features. A feature unknown on either side is left out and the weights renormalised, so a
+missing position neither helps nor hurts.
+
+Decision bands (policy): at or above ``merge`` the same person, provided the names alone agree to
+``merge_name_min`` (office, region and position cannot turn "Budiman" into "Budi"); from
+``review`` up an operator decides (NEEDS_REVIEW, with the candidates); below, someone new. Two
+candidates within ``ambiguity_margin`` of each other are never merged silently: that is a REVIEW,
+whatever the score.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+from rapidfuzz import fuzz, process
+
+from schemas import regions
+from schemas.models import PersonRef, Position
+
+from .policy import MatchThresholds
+
+#: Gelar that precede a name (haji, academic and professional titles), without dots, casefolded.
+PREFIX_TITLES = frozenset({
+    "drs", "dra", "dr", "ir", "h", "hj", "prof", "kh", "ust", "ustadz", "tgh", "rd", "raden",
+    "ra", "r", "apt", "drg", "ns", "bpk", "bapak", "ibu", "sdr", "sdri",
+})
+#: Academic degrees that follow a name (usually after a comma), without dots, casefolded.
+DEGREES = frozenset({
+    "spd", "spdi", "se", "sh", "ssos", "sip", "skom", "st", "sag", "ssi", "skm", "sked", "sp",
+    "spt", "sthi", "sikom", "sie", "sak", "sei", "shi", "ma", "msi", "mm", "mh", "mpd", "map",
+    "mt", "mkes", "mag", "mpdi", "msc", "mba", "mkom", "ak", "amd", "amkeb", "amkep", "ba",
+    "bsc", "phd", "ipu", "cpa",
+})
+_PUNCT = re.compile(r"[^\w\s]")
+_SPACE = re.compile(r"\s+")
+_AGENCY_WORDS = {"pemerintah": "pemerintah", "pemkab": "pemerintah kabupaten",
+                 "pemkot": "pemerintah kota", "pemprov": "pemerintah provinsi",
+                 "kab": "kabupaten", "kabupaten": "kabupaten"}
+_FEATURE_ORDER = ("name", "agency", "region", "position")
+AGREE = 0.9  # a feature at or above this counts as a matched field
+
+
+class Decision(StrEnum):
+    """What to do with a report: join the match, ask an operator, or open a new case."""
+
+    MERGE = "MERGE"
+    REVIEW = "REVIEW"
+    NEW = "NEW"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class KnownPerson(_Frozen):
+    """A person the partition knows: by NIP, or (``nip`` None) the person of a case without one.
+
+    ``key`` is the NIP, or ``case:<case_id>`` for a case whose person has no NIP yet.
+    """
+
+    key: str
+    nip: str | None
+    name: str
+    norm_name: str
+    agency_name: str
+    norm_agency: str
+    region_code: str | None = None
+    position: Position | None = None
+    case_ids: tuple[str, ...] = ()
+
+
+class Candidate(_Frozen):
+    """One scored candidate, with the fields that agreed."""
+
+    key: str
+    nip: str | None
+    case_ids: tuple[str, ...]
+    score: float
+    name_score: float
+    matched_fields: tuple[str, ...]
+
+
+class PersonMatch(_Frozen):
+    """The decision on one report, and why: the best score, its fields and every close candidate."""
+
+    decision: Decision
+    score: float
+    matched_fields: tuple[str, ...]
+    candidates: tuple[Candidate, ...] = ()
+
+    @property
+    def chosen(self) -> Candidate | None:
+        """The candidate merged with (MERGE only)."""
+        return self.candidates[0] if self.decision is Decision.MERGE else None
+
+
+def _ascii_fold(text: str) -> str:
+    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+
+
+def normalise_name(name: str) -> str:
+    """``"Drs. H. BUDI SANTOSO, M.Si"`` -> ``"budi santoso"``: no gelar, no degrees, casefolded."""
+    head = _ascii_fold(name).split(",")[0]  # degrees usually follow the first comma
+    raw = [t for t in head.casefold().split() if t]
+    keys = [_PUNCT.sub("", t) for t in raw]  # "S.Pd" -> "spd", "H." -> "h"
+    start, end = 0, len(raw)
+    while end - start > 1 and keys[start] in PREFIX_TITLES:
+        start += 1
+    while end - start > 1 and keys[end - 1] in DEGREES:
+        end -= 1
+    words = _SPACE.split(_PUNCT.sub(" ", " ".join(raw[start:end])))
+    return " ".join(w for w in words if w)
+
+
+def normalise_agency(name: str) -> str:
+    """Casefolded, punctuation removed, common abbreviations (Pemkab, Pemkot, Kab.) spelled out."""
+    words = _SPACE.split(_PUNCT.sub(" ", _ascii_fold(name)).casefold().strip())
+    return " ".join(_AGENCY_WORDS.get(w, w) for w in words if w)
+
+
+def known_person(person: PersonRef, *, key: str, region_code: str | None,
+                 case_ids: Sequence[str]) -> KnownPerson:
+    """Index a person for matching (names normalised once, not per comparison)."""
+    return KnownPerson(key=key, nip=person.nip, name=person.name,
+                       norm_name=normalise_name(person.name), agency_name=person.agency_name,
+                       norm_agency=normalise_agency(person.agency_name),
+                       region_code=person.region_code or region_code, position=person.position,
+                       case_ids=tuple(case_ids))
+
+
+def score_person(query: KnownPerson, candidate: KnownPerson, thresholds: MatchThresholds
+                 ) -> tuple[float, tuple[str, ...]]:
+    """Weighted agreement of name, agency, region and position, 0..1, and the fields >= 0.9."""
+    score, fields, _ = _score(query, candidate, thresholds)
+    return score, fields
+
+
+def _score(query: KnownPerson, candidate: KnownPerson, thresholds: MatchThresholds
+           ) -> tuple[float, tuple[str, ...], float]:
+    w = thresholds.weights
+    features: dict[str, tuple[float, float]] = {
+        "name": (fuzz.token_sort_ratio(query.norm_name, candidate.norm_name) / 100, w.name),
+        "agency": (fuzz.token_sort_ratio(query.norm_agency, candidate.norm_agency) / 100,
+                   w.agency),
+    }
+    if query.region_code and candidate.region_code:
+        features["region"] = (_region_score(query.region_code, candidate.region_code), w.region)
+    if query.position and candidate.position:
+        features["position"] = (float(query.position is candidate.position), w.position)
+    total = sum(weight for _, weight in features.values())
+    score = sum(value * weight for value, weight in features.values()) / total if total else 0.0
+    matched = tuple(f for f in _FEATURE_ORDER if f in features and features[f][0] >= AGREE)
+    return round(score, 4), matched, round(features["name"][0], 4)
+
+
+def _region_score(a: str, b: str) -> float:
+    if a == b:
+        return 1.0
+    try:
+        same_province = regions.province_of(a) == regions.province_of(b)
+    except ValueError:
+        return 0.0
+    return 0.5 if same_province else 0.0
+
+
+def match_person(query: KnownPerson, known: Iterable[KnownPerson], thresholds: MatchThresholds,
+                 *, name_cutoff: float = 75.0) -> PersonMatch:
+    """Score ``query`` against ``known`` and decide MERGE, REVIEW or NEW.
+
+    Names are shortlisted first with ``rapidfuzz.process.extract`` (C speed over thousands of
+    persons): every name at or above ``name_cutoff``, with no count limit, since namesakes tie on
+    the name and only office and region tell them apart. Only the shortlist gets the full score.
+    """
+    pool = [p for p in known if p.key != query.key]
+    if not pool or not query.norm_name:
+        return PersonMatch(decision=Decision.NEW, score=0.0, matched_fields=())
+    hits = process.extract(query.norm_name, [p.norm_name for p in pool],
+                           scorer=fuzz.token_sort_ratio, limit=None, score_cutoff=name_cutoff)
+    scored = []
+    for _, _, index in hits:
+        person = pool[index]
+        score, fields, name_score = _score(query, person, thresholds)
+        key = person.key
+        scored.append(Candidate(key=key, nip=person.nip, case_ids=person.case_ids, score=score,
+                                name_score=name_score, matched_fields=fields))
+    scored.sort(key=lambda c: (-c.score, c.key))
+    close = tuple(c for c in scored if c.score >= thresholds.review)
+    if not close:
+        best = scored[0] if scored else None
+        return PersonMatch(decision=Decision.NEW, score=best.score if best else 0.0,
+                           matched_fields=best.matched_fields if best else ())
+    best = close[0]
+    ambiguous = len(close) > 1 and close[1].score >= best.score - thresholds.ambiguity_margin
+    names_agree = best.name_score >= thresholds.merge_name_min
+    if best.score >= thresholds.merge and names_agree and not ambiguous:
+        decision = Decision.MERGE
+    else:
+        decision = Decision.REVIEW
+    return PersonMatch(decision=decision, score=best.score, matched_fields=best.matched_fields,
+                       candidates=close[:20])
