@@ -4,7 +4,8 @@ Three pipelines consume the same raw Bawaslu records (20% duplicate ids, as in p
 - floor: a plain aiokafka loop (getmany, fastavro decode, dedupe in a set, encode, send, commit);
 - rule: the same loop running the hub's real normalize rule (decode, validate, map, encode);
 - faust: the real ``netral worker`` (Faust, exactly_once) running normalize.
-Ratios to the floor are what count on a noisy 2-core machine.
+Ratios to the floor are what count on a noisy 2-core machine. ``BENCH_GUARANTEE=at_least_once``
+runs the Faust worker without transactions, for comparison.
 """
 
 from __future__ import annotations
