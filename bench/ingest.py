@@ -4,7 +4,6 @@ same broker and the same records in one run."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import sys
 import tempfile
 import threading
@@ -20,6 +19,7 @@ from connectors.keys import KeyStore, add_key
 from connectors.outbox import OutboxRelay, agency_engine, enqueue
 from connectors.samples import sample_reports
 from hub.api.app import create_app
+from hub.broker.local import free_port
 from hub.kafka_admin import create_topics
 from schemas.codec import AvroCodec
 from schemas.kafka import KafkaConnection
@@ -44,16 +44,10 @@ def native(r: BawasluReport) -> dict[str, Any]:
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def http_ingest(conn: KafkaConnection, home: Path, reports: list[BawasluReport]) -> float:
     keyfile = home / "keys.yaml"
     key = add_key(keyfile, Agency.BAWASLU)
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(
         create_app(conn, KeyStore.load(keyfile), IngestLimits(rate="100000/minute")),
         host="127.0.0.1", port=port, log_level="warning"))

@@ -9,6 +9,8 @@ Callers decide what to do by class, never by message text:
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 
 class HubError(Exception):
     """Root of every error the hub raises on purpose."""
@@ -36,3 +38,13 @@ class ConfigError(HubError):
 
 class BrokerError(HubError):
     """The local broker could not be fetched, started or stopped; the message says what to do."""
+
+
+def explain(err: ValidationError, limit: int = 5) -> str:
+    """Pydantic's errors as one line, ``field.path: message; ...``, without the input values:
+    the reason lands in DLQ headers and logs, which must not carry names or NIPs."""
+    errors = err.errors(include_url=False, include_input=False)
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}"
+             for e in errors[:limit]]
+    more = len(errors) - limit
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")

@@ -28,7 +28,7 @@ from pydantic import ValidationError
 
 from schemas.codec import AvroCodec
 from schemas.dlq import DeadLetter
-from schemas.errors import InvalidMessage, RetriableError
+from schemas.errors import InvalidMessage, RetriableError, explain
 from schemas.kafka import KafkaConnection
 from schemas.models import (
     Alert,
@@ -80,16 +80,6 @@ def decode_record(codec: AvroCodec, topic: str, value: bytes | None, *,
     if not isinstance(record, SqlRecord):
         raise InvalidMessage(f"the SQL sink does not store {model.__name__}")
     return record
-
-
-def explain(err: ValidationError, limit: int = 5) -> str:
-    """Pydantic's errors as one line, ``field.path: message; ...``, without the input values:
-    the reason lands in DLQ headers and logs, which must not carry names or NIPs."""
-    errors = err.errors(include_url=False, include_input=False)
-    parts = [f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}"
-             for e in errors[:limit]]
-    more = len(errors) - limit
-    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
 
 
 @dataclass(frozen=True)

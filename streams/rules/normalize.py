@@ -13,7 +13,7 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from schemas.codec import Decoded
-from schemas.errors import InvalidMessage
+from schemas.errors import InvalidMessage, explain
 from schemas.models import (
     RAW_MODELS,
     BawasluReport,
@@ -47,16 +47,6 @@ _ESCALATION_EVENTS = {
     EscalationStep.BLOCK: EventType.BLOCK_ISSUED,
     EscalationStep.UNBLOCK: EventType.UNBLOCK_ISSUED,
 }
-
-
-def explain(err: ValidationError, limit: int = 5) -> str:
-    """Pydantic's errors as one line: ``field.path: message; ...``."""
-    parts = []
-    for e in err.errors()[:limit]:
-        where = ".".join(str(p) for p in e["loc"]) or "record"
-        parts.append(f"{where}: {e['msg']}")
-    more = len(err.errors()) - limit
-    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
 
 
 def agency_of(topic: str) -> Agency:

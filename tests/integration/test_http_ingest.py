@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from connectors.ingest import IngestLimits
 from connectors.keys import KeyStore, add_key
 from hub.api.app import create_app
+from hub.broker.local import free_port
 from schemas.kafka import KafkaConnection
 from schemas.topics import Agency
 from tests.fixtures.kafka_tools import consume_until
@@ -36,12 +36,6 @@ class Server:
     keys: dict[Agency, str]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(topics: KafkaConnection, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     yield from _serve(topics, tmp_path_factory.mktemp("api"), IngestLimits(rate="1000/minute"))
@@ -51,7 +45,7 @@ def _serve(kafka: KafkaConnection, home: Path, limits: IngestLimits) -> Iterator
     keyfile = home / "api-keys.yaml"
     keys = {Agency.BAWASLU: add_key(keyfile, Agency.BAWASLU),
             Agency.BKN: add_key(keyfile, Agency.BKN)}
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(create_app(kafka, KeyStore.load(keyfile), limits),
                             host="127.0.0.1", port=port, log_level="warning")
     srv = uvicorn.Server(config)
