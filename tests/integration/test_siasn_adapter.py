@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +41,7 @@ from schemas.topics import TopicSpec
 from sinks.siasn.client import HttpSiasnClient, SiasnConfig
 from sinks.siasn.runner import AdapterStats, AdapterTopics, RunnerOptions, run_adapter
 from tests.fixtures.kafka_tools import consume_until, produce
+from tests.fixtures.waiting import wait_until
 from tests.helpers import REPO
 
 pytestmark = pytest.mark.integration
@@ -154,13 +155,6 @@ def results_of(records: list[ConsumerRecord]) -> list[SiasnOrderResult]:
 
 def has_results(order_ids: set[str]) -> Callable[[list[ConsumerRecord]], bool]:
     return lambda rs: order_ids <= {r.order_id for r in results_of(rs)}
-
-
-async def wait_until(check: Callable[[], Awaitable[bool]], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not await check():
-        assert time.monotonic() < deadline, f"{what}: not within {timeout_s:.0f} s"
-        await asyncio.sleep(0.05)
 
 
 async def committed_total(conn: KafkaConnection, topic: str, group: str) -> int:

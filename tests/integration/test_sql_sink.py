@@ -38,6 +38,7 @@ from sinks.sql.sink import RecordMeta, SqlSink
 from sinks.sql.tables import alerts, case_transitions, cases, metadata, order_results, orders
 from tests.fixtures.kafka_tools import consume_until, produce
 from tests.fixtures.sql_records import alert, case, dump, order, random_nip, result, transition
+from tests.fixtures.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 META = RecordMeta("test", 0, 0)
@@ -211,12 +212,9 @@ async def _running(kafka: KafkaConnection, engine: Engine, group: str
 
 async def _wait_for(condition: Callable[[], Any], what: str, runner: SqlSinkRunner,
                     timeout_s: float = 90) -> None:
-    """Poll ``condition`` until it holds, failing at the deadline (no fixed sleeps)."""
-    deadline = time.monotonic() + timeout_s
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not within {timeout_s}s; runner stats {runner.stats}")
-        await asyncio.sleep(0.1)
+    """Poll ``condition`` until it holds, failing at the deadline with the runner's stats."""
+    await wait_until(condition, timeout_s, lambda: f"{what} (runner stats {runner.stats})",
+                     poll_s=0.1)
 
 
 def _ours(engine: Engine, records: list[AvroRecord]) -> dict[str, list[tuple[Any, ...]]]:
