@@ -36,7 +36,7 @@ from sqlalchemy.engine import Connection
 
 from schemas.codec import AvroCodec
 from schemas.errors import RetriableError
-from schemas.kafka import KafkaConnection
+from schemas.kafka import KafkaConnection, kafka_failure
 from schemas.models.raw import RawRecord
 from schemas.topics import raw_topic
 
@@ -124,7 +124,11 @@ class OutboxRelay:
             for fut in futures:
                 await fut
         except KafkaError as err:
-            raise RetriableError(f"broker did not acknowledge the outbox batch: {err}") from err
+            failure = kafka_failure(err, self.kafka,
+                                    f"produce to {', '.join(sorted({r[1] for r in rows}))}")
+            if isinstance(failure, RetriableError):
+                raise RetriableError(f"broker did not acknowledge the outbox batch: {err}") from err
+            raise failure from None
         ids = [row[0] for row in rows]
         with self.engine.begin() as conn:
             conn.execute(update(outbox).where(outbox.c.id.in_(ids))

@@ -11,7 +11,7 @@ from .broker.local import LocalBroker
 from .settings import NetralSettings
 
 
-def local_broker(settings: NetralSettings) -> LocalBroker:
+def local_broker(settings: NetralSettings, *, secure: bool = False) -> LocalBroker:
     return LocalBroker(
         settings.state_dir(),
         version=settings.kafka_version,
@@ -19,6 +19,8 @@ def local_broker(settings: NetralSettings) -> LocalBroker:
         port=settings.broker_port,
         controller_port=settings.broker_controller_port,
         heap_mb=settings.broker_heap_mb,
+        secure=secure,
+        admin_user=settings.broker_admin_user,
     )
 
 
@@ -36,7 +38,20 @@ def bootstrap_servers(settings: NetralSettings) -> str:
 
 
 def kafka(settings: NetralSettings, client_id: str = "netral") -> KafkaConnection:
-    return settings.kafka(bootstrap_servers(settings), client_id=client_id)
+    """The connection from NETRAL_KAFKA_*; against the local secure broker the gaps are filled:
+    SASL_SSL + SCRAM-SHA-512 and its CA, and the hub admin's identity unless a username is set."""
+    conn = settings.kafka(bootstrap_servers(settings), client_id=client_id)
+    if settings.kafka_bootstrap:
+        return conn
+    broker = local_broker(settings)
+    if not broker.secure:
+        return conn
+    admin = broker.admin_connection(client_id)
+    if conn.username:
+        return conn.model_copy(update={
+            "security_protocol": "SASL_SSL", "ca_file": conn.ca_file or admin.ca_file,
+            "sasl_mechanism": conn.sasl_mechanism or "SCRAM-SHA-512"})
+    return admin
 
 
 def codec(settings: NetralSettings) -> AvroCodec:

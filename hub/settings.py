@@ -47,6 +47,8 @@ class NetralSettings(BaseSettings):
     broker_heap_mb: int = Field(512, ge=128, le=16384)
     broker_start_timeout_s: float = Field(90.0, gt=0)
     broker_stop_timeout_s: float = Field(30.0, gt=0)
+    broker_admin_user: str = Field("netral-admin", pattern=r"^[A-Za-z0-9._-]{1,64}$",
+                                   description="Super user of the secure local broker")
 
     # Topics.
     topic_partitions: int = Field(4, ge=1, le=256)

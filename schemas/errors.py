@@ -32,6 +32,10 @@ class FatalError(HubError):
     """The process cannot continue safely and must stop."""
 
 
+class AuthorizationError(FatalError):
+    """The broker refused an operation: this client's principal has no ACL allowing it."""
+
+
 class ConfigError(HubError):
     """A setting or argument is wrong; ``str(err)`` is one line that says what to fix."""
 

@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
+from .errors import AuthorizationError, ConfigError, HubError, RetriableError
+
 
 class KafkaConnection(BaseModel):
     """Bootstrap servers and security for one Kafka cluster."""
@@ -42,3 +44,52 @@ class KafkaConnection(BaseModel):
 
             kwargs["ssl_context"] = create_ssl_context(cafile=self.ca_file)
         return kwargs
+
+    def confluent_config(self) -> dict[str, str]:
+        """The same settings for confluent-kafka (librdkafka) clients, e.g. the ACL admin."""
+        config = {
+            "bootstrap.servers": self.bootstrap,
+            "security.protocol": self.security_protocol,
+            "client.id": self.client_id,
+        }
+        if self.sasl_mechanism:
+            config["sasl.mechanism"] = self.sasl_mechanism
+            config["sasl.username"] = self.username or ""
+            config["sasl.password"] = self.password.get_secret_value() if self.password else ""
+        if self.security_protocol in ("SSL", "SASL_SSL") and self.ca_file:
+            config["ssl.ca.location"] = self.ca_file
+        return config
+
+    def principal(self) -> str:
+        """Who the broker sees this client as (for error messages)."""
+        return f"User:{self.username}" if self.username else "User:ANONYMOUS"
+
+
+# aiokafka's error classes by name: the contract layer maps them without importing aiokafka at
+# module import (it stays importable where only the models are needed).
+_AUTHZ = {
+    "TopicAuthorizationFailedError": "topic",
+    "GroupAuthorizationFailedError": "consumer group",
+    "TransactionalIdAuthorizationFailed": "transactional id",
+    "ClusterAuthorizationFailedError": "cluster",
+}
+_AUTHN = ("SaslAuthenticationFailed", "AuthenticationFailedError", "IllegalSaslStateError")
+
+
+def kafka_failure(err: BaseException, conn: KafkaConnection, action: str) -> HubError:
+    """One clear line for a Kafka client error: missing ACL, bad credentials, or transient.
+
+    ``action`` says what was attempted, e.g. "produce to netral.raw.bkn".
+    """
+    name = type(err).__name__
+    if name in _AUTHZ:
+        return AuthorizationError(
+            f"Kafka refused to {action}: principal {conn.principal()} is not authorized for "
+            f"that {_AUTHZ[name]} (ask the hub operator for the right ACL: "
+            f"`netral principals add`)")
+    if name in _AUTHN or "authentication" in str(err).lower():
+        return ConfigError(
+            f"Kafka at {conn.bootstrap} rejected the credentials of {conn.principal()} "
+            f"({conn.sasl_mechanism or 'no SASL'}): check NETRAL_KAFKA_USERNAME / "
+            f"NETRAL_KAFKA_PASSWORD")
+    return RetriableError(f"Kafka at {conn.bootstrap} failed to {action}: {name}: {err}")

@@ -5,6 +5,13 @@ Layout under ``$NETRAL_HOME``::
     dist/kafka-<version>/libs/      jars resolved from Maven Central (cached, shared by nodes)
     broker/node-<id>/server.properties, log4j.properties, meta.json, broker.pid, broker.log
     broker/node-<id>/data/          KRaft metadata and topic data (persists across stop/start)
+    broker/node-<id>/tls/           secure mode: local CA, broker keystore (generated, mode 0600)
+    broker/node-<id>/admin.password secure mode: the hub admin's SCRAM password (mode 0600)
+
+Secure mode (``secure=True``, chosen when the state is first created and kept in meta.json): the
+client listener is SASL_SSL with SCRAM-SHA-512, the controller listener is TLS with client
+certificates (only the broker holds one), KRaft's StandardAuthorizer denies whatever no ACL
+allows, and the hub admin (a super user) gets SCRAM credentials at format time.
 
 Every expected failure (no JDK, no Maven, port in use, corrupted state) raises
 :class:`~schemas.errors.BrokerError` whose message is one line saying what to do.
@@ -17,6 +24,7 @@ import base64
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -27,10 +35,13 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from schemas.errors import BrokerError, RetriableError
 from schemas.kafka import KafkaConnection
 
 from ..kafka_admin import wait_ready
+from .certs import BROKER_PRINCIPAL, ensure_certs
 
 JDK_HINT = "install a JDK 17+ (Debian: apt install openjdk-17-jdk-headless) and put java on PATH"
 MVN_HINT = "install Maven (Debian: apt install maven) and put mvn on PATH"
@@ -43,6 +54,7 @@ class BrokerStatus:
     bootstrap: str | None
     node_dir: Path
     data_bytes: int
+    secure: bool = False
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -99,6 +111,8 @@ class LocalBroker:
         heap_mb: int = 512,
         node_id: int = 1,
         dist_dir: Path | None = None,
+        secure: bool = False,
+        admin_user: str = "netral-admin",
     ) -> None:
         self.home = home.expanduser().resolve()
         self.version = version
@@ -109,6 +123,8 @@ class LocalBroker:
         self.node_id = node_id
         self.dist_dir = (dist_dir or self.home / "dist").expanduser().resolve()
         self.node_dir = self.home / "broker" / f"node-{node_id}"
+        self.want_secure = secure
+        self.admin_user = admin_user
 
     # -- paths ---------------------------------------------------------------------------------
     @property
@@ -130,6 +146,21 @@ class LocalBroker:
     @property
     def meta_file(self) -> Path:
         return self.node_dir / "meta.json"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.node_dir / "tls"
+
+    @property
+    def admin_password_file(self) -> Path:
+        return self.node_dir / "admin.password"
+
+    @property
+    def secure(self) -> bool:
+        """Whether this node's state was created secure (read from meta.json once it exists)."""
+        if self.meta_file.exists():
+            return bool(self._read_meta().get("secure", False))
+        return self.want_secure
 
     # -- distribution ----------------------------------------------------------------------------
     def ensure_dist(self) -> Path:
@@ -201,9 +232,16 @@ class LocalBroker:
         cport = self.controller_port or free_port(self.host)
         meta: dict[str, object] = {
             "port": port, "controller_port": cport, "cluster_id": _cluster_id(),
-            "node_id": self.node_id, "version": self.version,
+            "node_id": self.node_id, "version": self.version, "secure": self.want_secure,
         }
         self.node_dir.mkdir(parents=True, exist_ok=True)
+        if self.want_secure:
+            meta["admin_user"] = self.admin_user
+            ensure_certs(self.tls_dir, hosts=tuple(dict.fromkeys((self.host, "127.0.0.1",
+                                                                  "localhost"))))
+            fd = os.open(self.admin_password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(24))
         self._write_configs(meta)
         self._format(meta)
         self.meta_file.write_text(json.dumps(meta, indent=2))
@@ -235,8 +273,13 @@ class LocalBroker:
             "replica.fetch.max.bytes": str(8 * 1024 * 1024 + 1024),
             "log.segment.bytes": str(64 * 1024 * 1024),
         }
+        if meta.get("secure"):
+            props.update(self._secure_props(meta))
         text = "".join(f"{k}={v}\n" for k, v in props.items())
-        (self.node_dir / "server.properties").write_text(text)
+        path = self.node_dir / "server.properties"
+        path.touch(mode=0o600)  # holds the keystore and inter-broker passwords in secure mode
+        path.chmod(0o600)
+        path.write_text(text)
         (self.node_dir / "log4j.properties").write_text(
             "log4j.rootLogger=INFO, file\n"
             "log4j.appender.file=org.apache.log4j.RollingFileAppender\n"
@@ -248,6 +291,57 @@ class LocalBroker:
             "log4j.logger.kafka.request.logger=WARN\n"
             "log4j.logger.org.apache.kafka.clients=WARN\n"
             "log4j.logger.state.change.logger=WARN\n"
+        )
+
+    def _secure_props(self, meta: dict[str, object]) -> dict[str, str]:
+        """SASL_SSL (SCRAM-SHA-512) for clients, mutual TLS for the controller, deny by default."""
+        port, cport = meta["port"], meta["controller_port"]
+        certs = ensure_certs(self.tls_dir)
+        admin = str(meta.get("admin_user", self.admin_user))
+        scram = "org.apache.kafka.common.security.scram.ScramLoginModule"
+        return {
+            "listeners": f"SASL_SSL://{self.host}:{port},CONTROLLER://{self.host}:{cport}",
+            "advertised.listeners": f"SASL_SSL://{self.host}:{port}",
+            "inter.broker.listener.name": "SASL_SSL",
+            "listener.security.protocol.map": "SASL_SSL:SASL_SSL,CONTROLLER:SSL",
+            "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+            "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
+            # The broker talks to itself on the client listener as the admin (a super user).
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config":
+                f'{scram} required username="{admin}" password="{self._admin_password()}";',
+            "ssl.keystore.type": "PKCS12",
+            "ssl.keystore.location": str(certs.keystore_file),
+            "ssl.keystore.password": certs.keystore_password,
+            "ssl.key.password": certs.keystore_password,
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(certs.ca_file),
+            # Only a holder of a certificate from the local CA (the broker) reaches the controller.
+            "listener.name.controller.ssl.client.auth": "required",
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found": "false",
+            "super.users": f"User:{admin};{BROKER_PRINCIPAL}",
+        }
+
+    def _admin_password(self) -> str:
+        try:
+            return self.admin_password_file.read_text().strip()
+        except OSError as err:
+            raise BrokerError(
+                f"secure broker state in {self.node_dir} lacks the admin password ({err}); "
+                f"run `netral broker reset --yes` and `netral broker start --secure` again"
+            ) from None
+
+    def admin_connection(self, client_id: str = "netral-broker-check") -> KafkaConnection:
+        """How the hub's admin reaches this node (plaintext, or SCRAM over TLS when secure)."""
+        meta = self._read_meta()
+        bootstrap = f"{self.host}:{meta['port']}"
+        if not meta.get("secure"):
+            return KafkaConnection(bootstrap=bootstrap, client_id=client_id)
+        return KafkaConnection(
+            bootstrap=bootstrap, security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",
+            username=str(meta.get("admin_user", self.admin_user)),
+            password=SecretStr(self._admin_password()),
+            ca_file=str(self.tls_dir / "ca.pem"), client_id=client_id,
         )
 
     def _java_cmd(self, main_class: str, *args: str) -> list[str]:
@@ -264,6 +358,11 @@ class LocalBroker:
             "kafka.tools.StorageTool", "format", "-t", str(meta["cluster_id"]),
             "-c", str(self.node_dir / "server.properties"), "--ignore-formatted",
         )
+        if meta.get("secure"):
+            # KIP-900: the admin's SCRAM credential exists before the broker first starts.
+            admin = meta.get("admin_user", self.admin_user)
+            cmd += ["--add-scram",
+                    f"SCRAM-SHA-512=[name={admin},password={self._admin_password()}]"]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
@@ -282,7 +381,7 @@ class LocalBroker:
         return f"{self.host}:{meta['port']}"
 
     def connection(self) -> KafkaConnection:
-        return KafkaConnection(bootstrap=self.bootstrap(), client_id="netral-broker-check")
+        return self.admin_connection()
 
     def start(self, timeout_s: float = 90.0) -> tuple[str, float]:
         """Start the node (fetch and format first if needed); returns (bootstrap, seconds)."""
@@ -290,6 +389,11 @@ class LocalBroker:
         if self.running_pid():
             return self.bootstrap(), 0.0
         self.ensure_dist()
+        if self.want_secure and self.meta_file.exists() and not self._read_meta().get("secure"):
+            raise BrokerError(
+                f"the broker state in {self.node_dir} was created without --secure; run "
+                f"`netral broker reset --yes` first (deletes its data), then start with --secure"
+            )
         meta = self._init_state()
         self._write_configs(meta)
         for name, port in (("port", meta["port"]), ("controller port", meta["controller_port"])):
@@ -309,7 +413,7 @@ class LocalBroker:
         out.close()
         self.pid_file.write_text(str(proc.pid))
         bootstrap = f"{self.host}:{meta['port']}"
-        conn = KafkaConnection(bootstrap=bootstrap, client_id="netral-broker-check")
+        conn = self.admin_connection()
         deadline = started + timeout_s
         while True:
             if proc.poll() is not None:
@@ -373,7 +477,8 @@ class LocalBroker:
         bootstrap = self.bootstrap() if self.meta_file.exists() else None
         size = sum(p.stat().st_size for p in self.data_dir.rglob("*") if p.is_file()) \
             if self.data_dir.exists() else 0
-        return BrokerStatus(pid is not None, pid, bootstrap, self.node_dir, size)
+        secure = self.secure if self.meta_file.exists() else False
+        return BrokerStatus(pid is not None, pid, bootstrap, self.node_dir, size, secure)
 
     def reset(self) -> None:
         """Stop and delete this node's state (data, configs); the jar cache is kept."""

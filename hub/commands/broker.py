@@ -25,16 +25,24 @@ def fetch() -> None:
 
 
 @broker_app.command("start")
-def start() -> None:
+def start(
+    secure: bool = typer.Option(
+        False, "--secure",
+        help="First start only: SASL_SSL (SCRAM-SHA-512) with ACLs; certificates and the "
+             "admin's credentials are generated into the state folder."),
+) -> None:
     """Start the local broker (first run: resolve the jars and format storage)."""
     settings = get_settings()
-    broker = local_broker(settings)
+    broker = local_broker(settings, secure=secure)
     if pid := broker.running_pid():
         console.print(f"broker already running (pid {pid}) on {broker.bootstrap()}")
         return
     bootstrap, seconds = broker.start(timeout_s=settings.broker_start_timeout_s)
     console.print(f"broker ready on [bold]{bootstrap}[/] in {seconds:.1f}s "
                   f"(pid {broker.running_pid()}, log {broker.log_file})")
+    if broker.secure:
+        console.print(f"security: SASL_SSL, SCRAM-SHA-512, ACLs on; admin {broker.admin_user}, "
+                      f"CA {broker.tls_dir / 'ca.pem'}")
 
 
 @broker_app.command("stop")
@@ -53,6 +61,8 @@ def status() -> None:
     console.print(f"broker: {state}")
     console.print(f"bootstrap: {st.bootstrap or '(never started)'}")
     console.print(f"state: {st.node_dir}  data: {st.data_bytes / 1e6:.1f} MB")
+    console.print("security: " + ("SASL_SSL (SCRAM-SHA-512), ACLs on" if st.secure
+                                  else "none (PLAINTEXT)"))
     if not st.running:
         raise typer.Exit(3)
 
