@@ -17,6 +17,7 @@ from .commands.db import db_app
 from .commands.dlq import dlq_app
 from .commands.file_import import import_
 from .commands.mock_siasn import mock_siasn
+from .commands.principals import principals_app
 from .commands.siasn_adapter import siasn_adapter
 from .commands.simulate import simulate_cmd
 from .commands.sql_sink import sql_sink
@@ -51,6 +52,7 @@ app.command("simulate")(simulate_cmd)
 app.command("mock-siasn")(mock_siasn)
 app.command("siasn-adapter")(siasn_adapter)
 app.add_typer(api_key_app, name="api-key")
+app.add_typer(principals_app, name="principals")
 
 
 def main() -> None:

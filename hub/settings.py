@@ -66,6 +66,8 @@ class NetralSettings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(8080, ge=1, le=65535)
     api_keys_file: Path | None = Field(None, description="Default: <home>/api-keys.yaml")
+    api_cors_origins: str = Field(
+        "", description="Comma-separated browser origins allowed by CORS; empty = closed")
     ingest_max_records: int = Field(500, ge=1, le=10_000)
     ingest_max_bytes: int = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     ingest_rate: str = Field("120/minute", pattern=r"^\d+/(second|minute|hour|day)$")
@@ -77,6 +79,9 @@ class NetralSettings(BaseSettings):
     def state_dir(self) -> Path:
         """The state folder as an absolute path."""
         return self.home.expanduser().resolve()
+
+    def cors_origins(self) -> list[str]:
+        return [o.strip() for o in self.api_cors_origins.split(",") if o.strip()]
 
     def resolved_api_keys_file(self) -> Path:
         return self.api_keys_file or self.state_dir() / "api-keys.yaml"

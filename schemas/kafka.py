@@ -45,9 +45,9 @@ class KafkaConnection(BaseModel):
             kwargs["ssl_context"] = create_ssl_context(cafile=self.ca_file)
         return kwargs
 
-    def confluent_config(self) -> dict[str, str]:
+    def confluent_config(self) -> dict[str, str | int | float | bool]:
         """The same settings for confluent-kafka (librdkafka) clients, e.g. the ACL admin."""
-        config = {
+        config: dict[str, str | int | float | bool] = {
             "bootstrap.servers": self.bootstrap,
             "security.protocol": self.security_protocol,
             "client.id": self.client_id,

@@ -4,6 +4,7 @@ flushed and stopped on shutdown); routers get it through a publish function."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -11,19 +12,27 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from connectors.ingest import IngestLimits, ingest_router
 from connectors.keys import KeyStore
 from schemas.codec import AvroCodec
 from schemas.errors import RetriableError
-from schemas.kafka import KafkaConnection
+from schemas.kafka import KafkaConnection, kafka_failure
 from schemas.models.raw import RawRecord
 from schemas.topics import raw_topic
 
+from .security import BodyLimit, SecurityHeaders
+
+log = logging.getLogger(__name__)
+
 
 def create_app(kafka: KafkaConnection, keys: KeyStore, limits: IngestLimits,
-               codec: AvroCodec | None = None) -> FastAPI:
+               codec: AvroCodec | None = None, *, cors_origins: Sequence[str] = (),
+               max_body_bytes: int | None = None) -> FastAPI:
+    """The API app. CORS is closed unless ``cors_origins`` lists origins; every body is capped
+    at ``max_body_bytes`` (default: the ingest limit)."""
     codec = codec or AvroCodec()
     state: dict[str, AIOKafkaProducer] = {}
 
@@ -49,12 +58,23 @@ def create_app(kafka: KafkaConnection, keys: KeyStore, limits: IngestLimits,
                 futures.append(await producer.send(topic, value=value, key=r.source_id.encode()))
             await asyncio.gather(*futures)
         except KafkaError as err:
-            raise RetriableError(str(err)) from err
+            failure = kafka_failure(err, kafka, "publish the ingest batch")
+            if isinstance(failure, RetriableError):
+                raise failure from err
+            # a missing ACL or bad credentials is the operator's to fix, not the agency's to retry
+            log.error("ingest: %s", failure)
+            raise RetriableError(str(failure)) from None
 
     app = FastAPI(title="netral hub API", version="0.1.0", lifespan=lifespan,
                   description="Ingest for agencies without a Kafka client. Authenticate with "
                               "the X-API-Key header issued by `netral api-key add`.")
     app.include_router(ingest_router(keys, publish, limits))
+    # Outermost last: the size cap runs before anything reads the body, headers on every answer.
+    app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET",
+                       "POST"], allow_headers=["X-API-Key", "Content-Type", "Authorization"],
+                       allow_credentials=False, max_age=600)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes or limits.max_bytes)
+    app.add_middleware(SecurityHeaders)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, err: RequestValidationError) -> JSONResponse:

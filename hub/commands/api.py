@@ -30,6 +30,7 @@ def api(
         KeyStore.load(settings.resolved_api_keys_file()),
         IngestLimits(settings.ingest_max_records, settings.ingest_max_bytes,
                      settings.ingest_rate),
+        cors_origins=settings.cors_origins(),
     )
     uvicorn.run(app, host=host or settings.api_host, port=port or settings.api_port,
                 log_level="warning")
