@@ -13,7 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from schemas.errors import RetriableError
-from schemas.kafka import KafkaConnection
+from schemas.kafka import KafkaConnection, kafka_failure
 from schemas.topics import TopicSpec
 
 TOPIC_ALREADY_EXISTS = 36
@@ -78,7 +78,11 @@ async def create_topics(
 ) -> TopicsReport:
     """Create every topic in ``specs`` that does not exist yet; existing ones are left alone."""
     admin = AIOKafkaAdminClient(**conn.aiokafka_kwargs(), request_timeout_ms=30000)
-    await admin.start()
+    try:
+        await admin.start()
+    except KafkaError as err:
+        await admin.close()
+        raise kafka_failure(err, conn, "create topics") from None
     try:
         present = set(await admin.list_topics())
         missing = [s for s in specs if s.name not in present]

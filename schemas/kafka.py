@@ -92,4 +92,9 @@ def kafka_failure(err: BaseException, conn: KafkaConnection, action: str) -> Hub
             f"Kafka at {conn.bootstrap} rejected the credentials of {conn.principal()} "
             f"({conn.sasl_mechanism or 'no SASL'}): check NETRAL_KAFKA_USERNAME / "
             f"NETRAL_KAFKA_PASSWORD")
+    if name == "KafkaConnectionError":
+        return RetriableError(
+            f"could not {action}: no Kafka session with {conn.bootstrap} as {conn.principal()} "
+            f"over {conn.security_protocol} ({err}); check the address and NETRAL_KAFKA_* "
+            f"(credentials, security protocol, CA file)")
     return RetriableError(f"Kafka at {conn.bootstrap} failed to {action}: {name}: {err}")
