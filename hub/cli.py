@@ -59,7 +59,7 @@ def main() -> None:
     """Console-script entry point."""
     try:
         settings = get_settings()
-        configure(settings.log_level, settings.log_format)
+        configure(settings.log_level, settings.log_format, settings.log_client_debug)
         app()
     except ConfigError as err:
         print(f"netral: {err}", file=sys.stderr)

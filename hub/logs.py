@@ -1,7 +1,10 @@
 """Structured logs: JSON lines in production, readable lines locally.
 
-The Kafka client libraries log debug records on their hot path; they stay at WARNING unless the
-operator asks for DEBUG (perf-notes: ~9% of Faust's per-event cost was building unused records).
+The Kafka client libraries log debug records on their hot path; they stay at WARNING (perf-notes:
+~9% of Faust's per-event cost was building unused records). Their DEBUG records also carry whole
+message values (aiokafka's producer logs every record it sends), i.e. NIPs and names, so
+NETRAL_LOG_LEVEL=DEBUG raises them only to INFO; NETRAL_LOG_CLIENT_DEBUG=true is the explicit,
+personal-data-bearing opt-in for debugging a client library.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from pythonjsonlogger.json import JsonFormatter
 NOISY = ("aiokafka", "kafka", "faust", "mode", "asyncio", "httpx", "urllib3")
 
 
-def configure(level: str = "INFO", fmt: str = "console") -> None:
+def configure(level: str = "INFO", fmt: str = "console", client_debug: bool = False) -> None:
     """Install one handler on the root logger (stderr), replacing any earlier one."""
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
@@ -33,5 +36,6 @@ def configure(level: str = "INFO", fmt: str = "console") -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    libraries = "DEBUG" if client_debug else "INFO" if level == "DEBUG" else "WARNING"
     for name in NOISY:
-        logging.getLogger(name).setLevel(level if level == "DEBUG" else "WARNING")
+        logging.getLogger(name).setLevel(libraries)

@@ -28,6 +28,8 @@ class NetralSettings(BaseSettings):
     env: Literal["dev", "prod"] = "dev"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["console", "json"] = "console"
+    log_client_debug: bool = Field(
+        False, description="DEBUG logs of the Kafka client libraries (they contain payloads)")
 
     # Kafka connection; unset bootstrap means "use the local broker that `netral broker` runs".
     kafka_bootstrap: str | None = None

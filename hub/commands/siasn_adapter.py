@@ -88,7 +88,7 @@ def siasn_adapter(
 ) -> None:
     """Apply SIASN block/unblock orders, recording each outcome with its offset (exactly once)."""
     settings = get_settings()
-    configure(settings.log_level, settings.log_format)
+    configure(settings.log_level, settings.log_format, settings.log_client_debug)
     siasn, client_config = _siasn_settings(settings.env)
     conn = kafka(settings, "netral-siasn-adapter")
     options = RunnerOptions(

@@ -16,7 +16,7 @@ def run_worker() -> None:
     from streams.app import create_app
 
     settings = get_settings()
-    configure(settings.log_level, settings.log_format)
+    configure(settings.log_level, settings.log_format, settings.log_client_debug)
     cfg = streams_config(settings)
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(cfg)

@@ -259,17 +259,17 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 @pytest.fixture(scope="module")
 def pipeline(secure: Secure, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
     """The real Faust worker as svc-streams and the real HTTP API as svc-api, both configured
-    only by NETRAL_KAFKA_*; INFO logs captured to files for the personal-data check."""
+    only by NETRAL_KAFKA_*; DEBUG logs captured to files for the personal-data check."""
     home = tmp_path_factory.mktemp("secure-pipeline")
     app_id = f"netral-streams-sec-{os.getpid()}"
     base = {k: v for k, v in os.environ.items() if not k.startswith("NETRAL_")}
     worker_env = {**base, **secure.env("svc-streams", NETRAL_HOME=str(home / "w"),
-                                       NETRAL_WORKER_APP_ID=app_id, NETRAL_LOG_LEVEL="INFO")}
+                                       NETRAL_WORKER_APP_ID=app_id, NETRAL_LOG_LEVEL="DEBUG")}
     keys = home / "api-keys.yaml"
     api_key = add_key(keys, Agency.BAWASLU)
     port = free_port()
     api_env = {**base, **secure.env("svc-api", NETRAL_HOME=str(home / "a"),
-                                    NETRAL_API_KEYS_FILE=str(keys), NETRAL_LOG_LEVEL="INFO")}
+                                    NETRAL_API_KEYS_FILE=str(keys), NETRAL_LOG_LEVEL="DEBUG")}
     worker_log, api_log = home / "worker.log", home / "api.log"
     with worker_log.open("wb") as wout, api_log.open("wb") as aout:
         worker = subprocess.Popen([sys.executable, "-m", "hub", "worker"], env=worker_env,
