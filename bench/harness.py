@@ -44,9 +44,12 @@ def table(rows: list[Row], first_column: str = "pipeline") -> str:
 
 @contextmanager
 def bench_broker(home: Path) -> Iterator[KafkaConnection]:
-    """NETRAL_KAFKA_BOOTSTRAP if set, else a fresh local Apache Kafka broker for this run."""
+    """NETRAL_KAFKA_BOOTSTRAP (with the other NETRAL_KAFKA_* security settings) if set, else a
+    fresh local Apache Kafka broker for this run."""
     if bootstrap := os.environ.get("NETRAL_KAFKA_BOOTSTRAP"):
-        yield KafkaConnection(bootstrap=bootstrap, client_id="netral-bench")
+        from hub.settings import get_settings
+
+        yield get_settings().kafka(bootstrap, client_id="netral-bench")
         return
     from hub.broker.local import LocalBroker
 

@@ -388,3 +388,62 @@ def test_no_nip_in_the_logs_of_a_secure_run(secure: Secure, pipeline: Pipeline,
     for name, text in logs.items():
         for nip in [*nips, bad_nip, dlq_nip]:
             assert nip not in text, f"NIP {nip} in the {name} log"
+
+
+@pytest.fixture(scope="module")
+def cors_api(secure: Secure, tmp_path_factory: pytest.TempPathFactory
+             ) -> Iterator[tuple[str, str]]:
+    """The API app with one allowed origin, on loopback, publishing as svc-api; (url, key)."""
+    import threading
+
+    import uvicorn
+
+    from connectors.ingest import IngestLimits
+    from connectors.keys import KeyStore
+    from hub.api.app import create_app
+
+    keys = tmp_path_factory.mktemp("cors") / "api-keys.yaml"
+    key = add_key(keys, Agency.BAWASLU)
+    port = free_port()
+    app = create_app(secure.conn("svc-api"), KeyStore.load(keys), IngestLimits(),
+                     cors_origins=["https://satgas.example"])
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not srv.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}", key
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=30)
+
+
+def test_cors_opens_only_for_configured_origins(cors_api: tuple[str, str]) -> None:
+    url = cors_api[0]
+    ok = httpx.options(f"{url}/v1/ingest/bawaslu", timeout=10, headers={
+        "Origin": "https://satgas.example", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "X-API-Key"})
+    assert ok.status_code == 200
+    assert ok.headers["access-control-allow-origin"] == "https://satgas.example"
+    other = httpx.options(f"{url}/v1/ingest/bawaslu", timeout=10, headers={
+        "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+    assert other.status_code == 400 and "access-control-allow-origin" not in other.headers
+
+
+def test_a_streamed_body_over_the_cap_is_cut_off_with_413(cors_api: tuple[str, str]) -> None:
+    url, key = cors_api
+    def chunks() -> Iterator[bytes]:  # no Content-Length: chunked transfer, 4 MiB in all
+        for _ in range(64):
+            yield b"[" + b" " * (64 * 1024 - 1)
+
+    resp = httpx.post(f"{url}/v1/ingest/bawaslu", content=chunks(), timeout=30,
+                      headers={"X-API-Key": key})
+    assert resp.status_code == 413, resp.text
+    assert "exceeds 1048576 bytes" in resp.json()["detail"]
+    assert resp.headers["x-content-type-options"] == "nosniff"
+    declared = httpx.post(f"{url}/v1/ingest/bawaslu", content=b"x" * (2 * 1024 * 1024),
+                          timeout=30)
+    assert declared.status_code == 413 and "exceeds 1048576" in declared.json()["detail"]
