@@ -447,3 +447,52 @@ def test_a_streamed_body_over_the_cap_is_cut_off_with_413(cors_api: tuple[str, s
     declared = httpx.post(f"{url}/v1/ingest/bawaslu", content=b"x" * (2 * 1024 * 1024),
                           timeout=30)
     assert declared.status_code == 413 and "exceeds 1048576" in declared.json()["detail"]
+
+
+async def test_sql_sink_runs_as_its_own_principal(secure: Secure, tmp_path: Path) -> None:
+    """svc-sql-sink: reads the record's topics in its group, dead-letters to netral.dlq.sql."""
+    from sqlalchemy import func, select
+
+    from sinks.sql import migrate
+    from sinks.sql.engine import create_sql_engine
+    from sinks.sql.runner import SqlRunnerConfig, SqlSinkRunner
+    from sinks.sql.sink import SqlSink
+    from sinks.sql.tables import cases
+    from tests.fixtures.sql_records import case, uid
+    from tests.fixtures.waiting import wait_until
+
+    pw = "sql-sink-" + "s3cret-for-tests"
+    proc = await asyncio.to_thread(
+        netral, "principals", "add", "--service", "sql-sink", "--password", pw,
+        env={"NETRAL_HOME": str(secure.home)}, check=True)
+    assert "allow READ group netral-sql-sink*" in proc.stdout
+    url = f"sqlite:///{tmp_path / 'record.db'}"
+    migrate.upgrade(url)
+    engine = create_sql_engine(url)
+    codec = AvroCodec()
+    key = uid("case").encode()
+    good = case(key.decode(), 1)
+    await produce(secure.admin, CASES, [
+        (key, b"not avro", None),
+        (key, codec.encode(good.avro_name, good.to_avro(), topic=CASES), None)])
+    runner = SqlSinkRunner(SqlSink(engine), codec, SqlRunnerConfig(
+        kafka=secure.conn("svc-sql-sink", pw), group_id=f"netral-sql-sink-{uid('g')}",
+        poll_timeout_ms=200))
+    await runner.start()
+    task = asyncio.create_task(runner.run())
+
+    async def stored() -> bool:
+        with engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(cases).where(
+                cases.c.case_id == good.case_id)).scalar_one() == 1
+
+    try:
+        await wait_until(stored, 120, lambda: f"case not stored (stats {runner.stats})")
+    finally:
+        runner.request_stop()
+        await asyncio.wait_for(task, timeout=30)
+        await runner.stop()
+        engine.dispose()
+    letters = await consume_until(secure.admin, [dlq_topic("sql")],
+                                  lambda rs: any(r.key == key for r in rs), timeout_s=60)
+    assert [r.value for r in letters if r.key == key] == [b"not avro"]
