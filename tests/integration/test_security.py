@@ -496,3 +496,60 @@ async def test_sql_sink_runs_as_its_own_principal(secure: Secure, tmp_path: Path
     letters = await consume_until(secure.admin, [dlq_topic("sql")],
                                   lambda rs: any(r.key == key for r in rs), timeout_s=60)
     assert [r.value for r in letters if r.key == key] == [b"not avro"]
+
+
+async def test_siasn_adapter_runs_as_its_own_principal(secure: Secure) -> None:
+    """svc-siasn-adapter: reads the orders, writes results in Kafka transactions (its own
+    transactional id and group), and is the only hub principal besides the record to read them."""
+    from sinks.siasn.client import HttpSiasnClient
+    from sinks.siasn.runner import run_adapter
+    from tests.fixtures.sql_records import uid
+    from tests.integration.test_siasn_adapter import (
+        client_config,
+        has_results,
+        make_orders,
+        mock_siasn,
+        produce_orders,
+    )
+
+    pw = "siasn-adapter-" + "s3cret-for-tests"
+    await asyncio.to_thread(
+        netral, "principals", "add", "--service", "siasn-adapter", "--password", pw,
+        env={"NETRAL_HOME": str(secure.home)}, check=True)
+    orders = make_orders(5, uid("sec"), seed=7)
+    await produce_orders(secure.admin, "netral.orders.siasn", orders)
+    conn = secure.conn("svc-siasn-adapter", pw)
+    with mock_siasn() as mock:
+        stop = asyncio.Event()
+        async with HttpSiasnClient(client_config(mock)) as client:
+            adapter = asyncio.create_task(run_adapter(
+                conn, client, CODEC, f"netral-siasn-adapter-{uid('g')}", stop))
+            try:
+                await consume_until(secure.admin, ["netral.orders.siasn.results"],
+                                    has_results({o.order_id for o in orders}), timeout_s=120)
+            finally:
+                stop.set()
+                stats = await adapter
+        effects = await mock.effects()
+    assert stats.confirmed >= len(orders)
+    assert {o.nip for o in orders} <= {e["nip"] for e in effects}
+    # the stream workers may not read the orders (only the adapter and the SQL record do)
+    streams = secure.conn("svc-streams")
+
+    async def streams_reads_orders() -> None:
+        # it may DESCRIBE the topic (it writes orders), so the refusal comes with the fetch
+        consumer = AIOKafkaConsumer("netral.orders.siasn", **streams.aiokafka_kwargs(),
+                                    group_id=None, request_timeout_ms=30000,
+                                    auto_offset_reset="earliest")
+        try:
+            await consumer.start()
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                batch = await consumer.getmany(timeout_ms=1000)
+                assert not any(batch.values()), "svc-streams read an order"
+        finally:
+            await consumer.stop()
+
+    with pytest.raises(KafkaError) as caught:
+        await streams_reads_orders()
+    assert type(caught.value).__name__ == "TopicAuthorizationFailedError"
