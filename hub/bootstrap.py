@@ -58,4 +58,5 @@ def streams_config(settings: NetralSettings) -> StreamsConfig:
         web_port=settings.worker_web_port,
         batch_size=settings.worker_batch_size,
         batch_within_s=settings.worker_batch_within_s,
+        deadline_scan_interval_s=settings.deadline_scan_interval_s,
     )

@@ -55,10 +55,16 @@ class NetralSettings(BaseSettings):
 
     # Stream worker (Faust).
     worker_app_id: str = "netral-streams"
-    worker_processing_guarantee: Literal["exactly_once", "at_least_once"] = "exactly_once"
+    # at_least_once: faust-streaming 0.15's exactly_once puts each send in the transaction of
+    # its *destination* partition (faust/transport/consumer.py, Consumer.send), not of the input
+    # whose offset it commits; every output here carries a deterministic id instead (README).
+    worker_processing_guarantee: Literal["exactly_once", "at_least_once"] = "at_least_once"
     worker_web_port: int = Field(6066, ge=0, le=65535)
     worker_batch_size: int = Field(500, ge=1, le=100_000)
     worker_batch_within_s: float = Field(0.05, gt=0)
+    deadline_scan_interval_s: float = Field(
+        300.0, ge=0, description="How often the leader asks for a deadline scan; 0: never "
+        "(ticks only from `netral cases tick`)")
 
     # HTTP API and ingest.
     api_host: str = "127.0.0.1"
