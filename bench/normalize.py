@@ -100,7 +100,8 @@ def faust_worker(conn: KafkaConnection, home: Path, total: int) -> tuple[float, 
     env = {k: v for k, v in os.environ.items() if not k.startswith("NETRAL_")}
     env.update(NETRAL_KAFKA_BOOTSTRAP=conn.bootstrap, NETRAL_HOME=str(home),
                NETRAL_WORKER_APP_ID=app_id, NETRAL_LOG_LEVEL="WARNING",
-               NETRAL_WORKER_PROCESSING_GUARANTEE=os.environ.get("BENCH_GUARANTEE", "at_least_once"))
+               NETRAL_WORKER_PROCESSING_GUARANTEE=os.environ.get("BENCH_GUARANTEE",
+                                                                 "at_least_once"))
     log = (home / "worker.log").open("wb")
     spawned = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "hub", "worker"], env=env, cwd=REPO,

@@ -77,8 +77,9 @@ def test_ticks_escalate_to_one_block_and_the_sanction_unblocks() -> None:
     assert [o.action for o in orders] == [OrderAction.BLOCK, OrderAction.UNBLOCK]
     (case,) = stage.book.cases.values()
     assert case.state is CaseState.SANCTIONED and case.blocked
-    result = SiasnOrderResult(order_id=orders[1].order_id, case_id=case.case_id, nip=case.person.nip,
-                              action=OrderAction.UNBLOCK, outcome=OrderOutcome.CONFIRMED,
+    result = SiasnOrderResult(order_id=orders[1].order_id, case_id=case.case_id,
+                              nip=case.person.nip, action=OrderAction.UNBLOCK,
+                              outcome=OrderOutcome.CONFIRMED,
                               at=at("2024-06-11"), attempts=1)
     out = stage.take(InputKind.RESULT, enc(result), at("2024-06-11"))
     assert [c.state for c in out.cases] == [CaseState.CLOSED]
@@ -103,13 +104,13 @@ def test_an_input_taken_again_after_a_crash_changes_nothing() -> None:
     for kind, value, now in inputs:
         stage.take(kind, value, now)
     book = stage.book
-    for kind, value, now in inputs:  # the offsets were not committed: everything comes again
+    for kind, value, _ in inputs:  # the offsets were not committed: everything comes again
         out = stage.take(kind, value, at("2024-06-12"))
         assert not out.orders and not out.transitions
     assert stage.book.cases == book.cases
 
 
-@pytest.mark.parametrize("kind,value,phrase", [
+@pytest.mark.parametrize(("kind", "value", "phrase"), [
     (InputKind.EVENT, b"\x00garbage", "no schema registry"),
     (InputKind.EVENT, b"", "empty message"),
     (InputKind.TICK, None, "empty message"),
