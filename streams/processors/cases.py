@@ -112,9 +112,8 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
                 for event in batch:
                     msg = event.message
                     kind = KIND_BY_TOPIC[msg.topic]
-                    now = datetime.now(UTC)
                     try:
-                        out = current.take(kind, msg.value, now)
+                        out = current.take(kind, msg.value)
                     except InvalidMessage as err:
                         await to_dlq(topics, STAGE, msg, err)
                         continue
@@ -123,7 +122,7 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
                                       msg.topic, msg.partition, msg.offset)
                         await to_dlq(topics, STAGE, msg, err)
                         continue
-                    taken.append(pack(kind, now, msg.value or b""))
+                    taken.append(pack(kind, msg.value or b""))
                     pending += await publish(out)
                 await asyncio.gather(*pending)
             except BaseException:

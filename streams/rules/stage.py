@@ -1,20 +1,21 @@
 """The cases stage's state, one input at a time, and the journal it is rebuilt from.
 
-Pure (no I/O, no clock: ``now`` is handed in). The Faust agent decodes a message, calls
-:meth:`CaseStage.take`, publishes the outputs, then journals the input with the ``now`` it used.
-After a restart, :meth:`CaseStage.replay` re-applies the journal in order and reaches the same
-book (every rule is deterministic given its inputs and ``now``), so nothing is forgotten; and an
-input taken again (its offset was not committed before the crash) is a no-op or re-emits the
-same ids (event ids, command ids, deterministic transition and order ids), so nothing takes
-effect twice.
+Pure (no I/O, no wall clock). The stage's clock is the latest time its inputs carry (an event's
+``recorded_at``, a command's, result's or tick's ``at``), never going back: the national record
+is a function of its inputs in order, so a replay of the same inputs gives the same record.
 
-A journal entry is ``kind`` (1 byte) + ``now`` (8-byte big-endian epoch ms) + the input's own
-Avro bytes, exactly as consumed, so the journal replays under any later reader schema.
+The Faust agent decodes a message, calls :meth:`CaseStage.take`, publishes the outputs, then
+journals the input. After a restart :meth:`CaseStage.replay` re-applies the journal in order and
+reaches the same book, so nothing is forgotten; an input taken again (its offset was not
+committed before the crash) is a no-op or re-emits the same ids (event ids, command ids,
+deterministic transition and order ids), so nothing takes effect twice.
+
+A journal entry is ``kind`` (1 byte) + the input's own Avro bytes, exactly as consumed, so the
+journal replays under any later reader schema.
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -45,10 +46,10 @@ from .cases import (
 from .escalation import Calendar
 from .policy import Policies, apply_policy_update
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 WIB = timezone(timedelta(hours=7), "WIB")
 """Deadlines are counted in Jakarta's working days (WIB, UTC+7, no daylight saving)."""
 
-_HEADER = struct.Struct(">cq")
 
 
 class InputKind(Enum):
@@ -79,14 +80,21 @@ def jakarta_date(at: datetime) -> date:
     return at.astimezone(WIB).date()
 
 
-def pack(kind: InputKind, now: datetime, value: bytes) -> bytes:
-    """One journal entry: the input's kind, the ``now`` it was taken at, its bytes."""
-    return _HEADER.pack(kind.value, int(now.timestamp() * 1000)) + value
+def pack(kind: InputKind, value: bytes) -> bytes:
+    """One journal entry: the input's kind and its bytes."""
+    return kind.value + value
 
 
-def unpack(entry: bytes) -> tuple[InputKind, datetime, bytes]:
-    kind, millis = _HEADER.unpack_from(entry)
-    return InputKind(kind), datetime.fromtimestamp(millis / 1000, UTC), entry[_HEADER.size:]
+def unpack(entry: bytes) -> tuple[InputKind, bytes]:
+    return InputKind(entry[:1]), entry[1:]
+
+
+def input_time(record: AvroRecord) -> datetime:
+    """When an input says it happened: what moves the stage's clock."""
+    if isinstance(record, CanonicalEvent):
+        return record.recorded_at
+    assert isinstance(record, ReviewDecision | SiasnOrderResult | DeadlineTick)
+    return record.at
 
 
 @dataclass
@@ -94,7 +102,7 @@ class CaseStage:
     """The book and the election policies of the national record, and how inputs change them.
 
     ``taken`` counts the inputs applied (journal entries), so the agent can tell whether the
-    book it holds reflects its table after a rebalance.
+    book it holds reflects its table after a rebalance. ``clock``: the latest input time.
     """
 
     codec: AvroCodec
@@ -102,6 +110,7 @@ class CaseStage:
     policies: Policies
     book: CaseBook = field(default_factory=CaseBook)
     taken: int = 0
+    clock: datetime = EPOCH
 
     def decode(self, kind: InputKind, value: bytes | None) -> AvroRecord:
         """The input's record, or InvalidMessage (undecodable, wrong schema, invalid)."""
@@ -112,11 +121,12 @@ class CaseStage:
         except ValidationError as err:
             raise InvalidMessage(f"invalid {model.__name__}: {explain(err)}") from None
 
-    def take(self, kind: InputKind, value: bytes | None, now: datetime) -> Outputs:
+    def take(self, kind: InputKind, value: bytes | None) -> Outputs:
         """Apply one input; on InvalidMessage the stage is exactly as before."""
         record = self.decode(kind, value)
+        now = max(self.clock, input_time(record))
         book, policies, out = self._apply(record, now)
-        self.book, self.policies = book, policies
+        self.book, self.policies, self.clock = book, policies, now
         self.taken += 1
         return out
 
@@ -131,7 +141,7 @@ class CaseStage:
         elif isinstance(record, SiasnOrderResult):
             book, out = handle_order_result(book, record, now, self.calendar, policies)
         elif isinstance(record, DeadlineTick):
-            book, out = scan_deadlines(book, jakarta_date(record.at), record.at, self.calendar,
+            book, out = scan_deadlines(book, jakarta_date(record.at), now, self.calendar,
                                        policies)
         else:  # pragma: no cover - _MODELS lists every kind
             raise InvalidMessage(f"the cases stage takes no {type(record).__name__}")
@@ -142,9 +152,9 @@ class CaseStage:
         """Re-apply journal entries in order (outputs are dropped: they were published)."""
         count = 0
         for entry in entries:
-            kind, now, value = unpack(entry)
+            kind, value = unpack(entry)
             try:
-                self.take(kind, value, now)
+                self.take(kind, value)
             except InvalidMessage as err:
                 # Journaled inputs were valid when taken; a rule changed since. Say so, go on.
                 if on_error is not None:
