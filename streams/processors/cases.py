@@ -50,8 +50,7 @@ def journal_key(index: int) -> bytes:
 
 
 def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsConfig) -> None:
-    journal = app.Table(JOURNAL, partitions=1, key_type=bytes, value_type=bytes,
-                        key_serializer="raw", value_serializer="raw",
+    journal = app.Table(JOURNAL, partitions=1, key_type=bytes, value_type=bytes,  # raw bytes
                         help="Every input the cases stage took, in order, with its clock.")
     held: dict[str, CaseStage] = {}
 
