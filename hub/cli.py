@@ -12,6 +12,7 @@ from .cli_calendar import calendar_app
 from .commands.api import api, api_key_app
 from .commands.asyncapi import asyncapi
 from .commands.broker import broker_app
+from .commands.cases import cases_app
 from .commands.connector import connector_app
 from .commands.db import db_app
 from .commands.dlq import dlq_app
@@ -40,6 +41,7 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(connector_app, name="connector")
 app.add_typer(calendar_app, name="calendar")
 app.add_typer(db_app, name="db")
+app.add_typer(cases_app, name="cases")
 app.command("sql-sink")(sql_sink)
 app.command("worker")(worker)
 app.command("up")(up)
