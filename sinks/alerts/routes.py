@@ -141,10 +141,12 @@ class Routes(_Spec):
     """The whole routes file."""
 
     version: Literal[1] = 1
-    recipients: Annotated[tuple[Recipient, ...], Field(min_length=1)]
+    recipients: tuple[Recipient, ...]
 
     @model_validator(mode="after")
     def _unique(self) -> Routes:
+        if not self.recipients:  # here, not min_length: a bad recipient is then the only error
+            raise ValueError("recipients: the file lists nobody")
         ids = [r.id for r in self.recipients]
         dup = sorted({i for i in ids if ids.count(i) > 1})
         if dup:

@@ -110,7 +110,7 @@ class MailBox:
     def __init__(self) -> None:
         self.messages: list[tuple[list[str], EmailMessage]] = []
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
         assert isinstance(parsed, EmailMessage)
         self.messages.append((list(envelope.rcpt_tos), parsed))
@@ -165,12 +165,12 @@ class Rig:
     """Topics, database, receiver, SMTP server and routes of one test."""
 
     def __init__(self, kafka: KafkaConnection, tmp_path: Path, unique: str,
-                 smtp_port: int, box: MailBox) -> None:
+                 smtp_port: int, box: MailBox, database_url: str | None = None) -> None:
         self.kafka = kafka
         self.unique = unique
         self.topic = f"test.{unique}.alerts"
         self.dlq = f"test.{unique}.dlq.alerts"
-        self.url = f"sqlite:///{tmp_path / 'netral.db'}"
+        self.url = database_url or f"sqlite:///{tmp_path / 'netral.db'}"
         migrate.upgrade(self.url)
         self.engine: Engine = create_sql_engine(self.url)
         self.receiver = Receiver(tmp_path / "received.jsonl")
@@ -226,6 +226,18 @@ class Rig:
 async def rig(kafka: KafkaConnection, tmp_path: Path, unique: str) -> AsyncIterator[Rig]:
     with smtp_server() as (port, box):
         r = Rig(kafka, tmp_path, unique, port, box)
+        await r.make_topics()
+        yield r
+        r.receiver.stop()
+        r.engine.dispose()
+
+
+@pytest.fixture
+async def rig_on_each_db(kafka: KafkaConnection, tmp_path: Path, unique: str,
+                         database_url: str) -> AsyncIterator[Rig]:
+    """The same, with the ledger on SQLite and on PostgreSQL."""
+    with smtp_server() as (port, box):
+        r = Rig(kafka, tmp_path, unique, port, box, database_url)
         await r.make_topics()
         yield r
         r.receiver.stop()
@@ -319,7 +331,8 @@ async def test_routing_masking_signatures_and_mail(rig: Rig) -> None:
     assert forged.json()["error"] == "signature does not match the body"
 
 
-async def test_repeats_restarts_and_replays_deliver_nothing_twice(rig: Rig) -> None:
+async def test_repeats_restarts_and_replays_deliver_nothing_twice(rig_on_each_db: Rig) -> None:
+    rig = rig_on_each_db
     rig.receiver.start(rig.routes)
     first = make_alert("32.73")
     await rig.send([first, first])  # the same alert produced twice
