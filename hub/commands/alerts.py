@@ -6,12 +6,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import typer
+from aiokafka import AIOKafkaProducer
 
+from schemas import regions
+from schemas.errors import ConfigError
+from schemas.models.enums import Severity
+from schemas.models.hub import Alert
 from schemas.topics import ALERTS, DlqStage, dlq_topic
 from sinks.alerts.digest import Throttle
 from sinks.alerts.dispatcher import AlertDispatcher
@@ -108,3 +114,36 @@ def receiver(
     typer.echo(f"alert receiver on http://{host}:{port}/webhook/<recipient>, appending to "
                f"{out_file}")
     uvicorn.run(create_receiver_app(config), host=host, port=port, log_level="warning")
+
+
+@alerts_app.command("test")
+def send_test_alert(
+    region: str = typer.Option("31", help="Kemendagri region code the alert is about."),
+    severity: Severity = typer.Option(Severity.INFO, help="INFO, WARNING or CRITICAL."),
+    agency: str | None = typer.Option(None, help="Agency name, to reach an agency recipient."),
+    topic: str = typer.Option(ALERTS, help="Where to publish it."),
+) -> None:
+    """Publish one test alert (rule netral.test), to check routes and channels end to end."""
+    settings = get_settings()
+    if not regions.is_known(region):
+        raise ConfigError(f"--region {region!r} is no Kemendagri region code (e.g. 32.73)")
+    alert_id = f"netral-test-{uuid.uuid4().hex[:12]}"
+    alert = Alert(alert_id=alert_id, rule="netral.test", severity=severity, region_code=region,
+                  province_code=regions.province_of(region), agency_name=agency,
+                  title=f"Test alert for {regions.name_of(region)}",
+                  detail="A test sent by `netral alerts test`: this channel works. No action "
+                         "needed.", at=_now(), dedupe_key=f"netral.test:{alert_id}")
+    conn = kafka(settings, client_id="netral-alerts-test")
+    value = codec(settings).encode(Alert.avro_name, alert.to_avro(), topic=topic)
+
+    async def send() -> None:
+        producer = AIOKafkaProducer(**conn.aiokafka_kwargs(), acks="all",
+                                    enable_idempotence=True)
+        await producer.start()
+        try:
+            await producer.send_and_wait(topic, value=value, key=region.encode())
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())
+    typer.echo(f"published {alert_id} ({severity.value}, {region}) to {topic}")

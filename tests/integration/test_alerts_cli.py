@@ -1,8 +1,9 @@
-"""``netral alerts run`` and ``netral alerts receiver`` as an operator runs them (subprocesses),
+"""``netral alerts run``, ``receiver`` and ``test`` as an operator runs them (subprocesses),
 on the real broker, and a bad routes file failing with one line."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -18,7 +19,6 @@ from schemas.kafka import KafkaConnection
 from schemas.topics import TopicSpec
 from tests.fixtures.waiting import wait_until
 from tests.helpers import REPO, netral
-from tests.integration.test_alert_channels import CODEC, make_alert
 
 pytestmark = pytest.mark.integration
 
@@ -38,8 +38,6 @@ def test_a_bad_routes_file_fails_with_one_line(tmp_path: Path) -> None:
 async def test_run_delivers_to_the_receiver_and_stops_cleanly(kafka: KafkaConnection,
                                                               tmp_path: Path,
                                                               unique: str) -> None:
-    from tests.fixtures.kafka_tools import produce
-
     port = free_port()
     routes = tmp_path / "routes.yaml"
     routes.write_text(f"""
@@ -67,10 +65,11 @@ recipients:
     runner = _spawn(["run", "--migrate", "--topic", topic, "--dlq", dlq], env,
                     tmp_path / "runner")
     try:
-        alert = make_alert("32.73")
-        await produce(kafka, topic, [(b"32.73", CODEC.encode(alert.__class__.avro_name,
-                                                            alert.to_avro(), topic=topic),
-                                      None)])
+        sent = await asyncio.to_thread(netral, "alerts", "test", "--region", "32.73",
+                                       "--severity", "CRITICAL", "--topic", topic, env=env,
+                                       check=True)
+        alert_id = sent.stdout.split()[1]
+        assert alert_id.startswith("netral-test-")
 
         async def arrived() -> bool:
             assert runner.poll() is None, (tmp_path / "runner.err").read_text()
@@ -78,7 +77,8 @@ recipients:
         await wait_until(arrived, 120, "the alert at the receiver")
         line = json.loads(out.read_text().splitlines()[0])
         assert line["verified"] and line["recipient"] == "satgas-nasional"
-        assert line["body"]["alert"]["alert_id"] == alert.alert_id
+        assert line["body"]["alert"]["alert_id"] == alert_id
+        assert line["body"]["alert"]["severity"] == "CRITICAL"
     finally:
         for proc in (runner, receiver):
             proc.send_signal(signal.SIGTERM)
