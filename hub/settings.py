@@ -93,6 +93,9 @@ class NetralSettings(BaseSettings):
     alerts_receiver_file: Path | None = Field(
         None, description="Where `netral alerts receiver` appends; default <home>/alerts.jsonl")
     alerts_signature_tolerance_s: float = Field(300.0, gt=0)
+    alerts_metrics_host: str = "127.0.0.1"
+    alerts_metrics_port: int | None = Field(None, ge=1, le=65535,
+                                            description="Serve Prometheus metrics; unset: off")
 
     def state_dir(self) -> Path:
         """The state folder as an absolute path."""

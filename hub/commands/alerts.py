@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import typer
 from aiokafka import AIOKafkaProducer
+from prometheus_client import start_http_server
 
 from schemas import regions
 from schemas.errors import ConfigError
@@ -22,6 +23,7 @@ from schemas.topics import ALERTS, DlqStage, dlq_topic
 from sinks.alerts.digest import Throttle
 from sinks.alerts.dispatcher import AlertDispatcher
 from sinks.alerts.ledger import DeliveryLedger
+from sinks.alerts.metrics import AlertMetrics
 from sinks.alerts.routes import load_routes
 from sinks.alerts.runner import AlertsRunner, AlertsRunnerConfig, build_senders
 from sinks.sql import migrate
@@ -55,6 +57,11 @@ def run(
     conn = kafka(settings, client_id=settings.alerts_group_id)
     engine = create_sql_engine(url)
 
+    metrics = AlertMetrics()
+    if settings.alerts_metrics_port:
+        start_http_server(settings.alerts_metrics_port, addr=settings.alerts_metrics_host,
+                          registry=metrics.registry)
+
     async def main() -> None:
         async with httpx.AsyncClient() as http:
             dispatcher = AlertDispatcher(
@@ -63,7 +70,7 @@ def run(
                               policy=alert_retry_policy(settings), clock=_now),
                 Throttle(settings.alerts_digest_threshold,
                          timedelta(seconds=settings.alerts_digest_window_s)),
-                _now, concurrency=settings.alerts_concurrency)
+                _now, concurrency=settings.alerts_concurrency, metrics=metrics)
             runner = AlertsRunner(dispatcher, codec(settings), AlertsRunnerConfig(
                 kafka=conn, group_id=settings.alerts_group_id, topic=topic, dlq=dlq,
                 batch_size=settings.alerts_batch_size,

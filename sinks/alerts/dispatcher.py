@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from schemas.errors import HubError
 from schemas.models.hub import Alert
 
 from .channels import ChannelSender, DeliveryFailed
@@ -23,6 +25,7 @@ from .digest import Throttle
 from .ledger import Claim, DeliveryLedger, Key, Queued, Status
 from .masking import AlertView, view_of
 from .messages import Message, alert_message, delivery_id, digest_message
+from .metrics import AlertMetrics
 from .routes import Recipient, Routes, route
 
 log = logging.getLogger(__name__)
@@ -54,7 +57,8 @@ class AlertDispatcher:
 
     def __init__(self, routes: Routes, ledger: DeliveryLedger,
                  senders: Mapping[SenderKey, ChannelSender], throttle: Throttle,
-                 clock: Callable[[], datetime], *, concurrency: int = 8) -> None:
+                 clock: Callable[[], datetime], *, concurrency: int = 8,
+                 metrics: AlertMetrics | None = None) -> None:
         missing = [(r.id, c.key) for r in routes.recipients for c in r.channels
                    if (r.id, c.key) not in senders]
         if missing:
@@ -66,6 +70,7 @@ class AlertDispatcher:
         self.clock = clock
         self.gate = asyncio.Semaphore(concurrency)
         self.stats = DispatchStats()
+        self.metrics = metrics or AlertMetrics()
 
     async def dispatch(self, alerts: Sequence[Alert]) -> None:
         """Deliver a batch; returns once every delivery is recorded in the ledger."""
@@ -87,8 +92,9 @@ class AlertDispatcher:
             mine = {c.key: known.get(Key(alert.dedupe_key, recipient.id, c.key))
                     for c in recipient.channels}
             todo = [ch for ch, status in mine.items() if status in (None, Status.PENDING)]
-            self.stats.duplicates += sum(1 for s in mine.values() if s is not None
-                                         and s is not Status.PENDING)
+            repeats = sum(1 for s in mine.values() if s is not None and s is not Status.PENDING)
+            self.stats.duplicates += repeats
+            self.metrics.repeats.inc(repeats)
             if not todo:
                 continue
             if recipient.national:
@@ -111,6 +117,7 @@ class AlertDispatcher:
                     sends.append(_Send(key, message))
                 else:
                     self.stats.queued += 1
+                    self.metrics.queued.labels(recipient.id).inc()
         await self.ledger.claim(claims)
         await self._send_all(sends)
 
@@ -124,9 +131,14 @@ class AlertDispatcher:
                 async with self.gate:
                     await self._deliver([send.key], send.message)
 
-        async with asyncio.TaskGroup() as tg:
-            for chain in chains.values():
-                tg.create_task(run(chain))
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for chain in chains.values():
+                    tg.create_task(run(chain))
+        except ExceptionGroup as group:  # the ledger failed: surface it as a plain exception
+            first = next((e for e in group.exceptions if isinstance(e, HubError)),
+                         group.exceptions[0])
+            raise first from None
 
     async def _deliver(self, keys: Sequence[Key], message: Message) -> bool:
         recipient, channel = keys[0].recipient, keys[0].channel
@@ -136,23 +148,37 @@ class AlertDispatcher:
             await self.ledger.finish(keys, Status.FAILED, attempts=0,
                                      error="recipient or channel no longer in the routes file",
                                      delivery_id=message.delivery_id)
-            self._count(digest, ok=False, recipient=recipient)
+            self._count(digest, ok=False, recipient=recipient, channel=channel)
             return False
+        started = time.monotonic()
         try:
             attempts = await sender.send(message)
         except DeliveryFailed as failed:
+            self.metrics.attempts.labels(recipient, channel).inc(failed.attempts)
             log.error("alert %s to %s/%s FAILED (%d attempts): %s", message.kind, recipient,
                       channel, failed.attempts, failed.reason)
             await self.ledger.finish(keys, Status.FAILED, attempts=failed.attempts,
                                      error=failed.reason, delivery_id=message.delivery_id)
-            self._count(digest, ok=False, recipient=recipient)
+            self._count(digest, ok=False, recipient=recipient, channel=channel)
             return False
+        except Exception as err:  # a bug in one channel must not stop the stream: record it
+            log.exception("alert %s to %s/%s FAILED on an unexpected error", message.kind,
+                          recipient, channel)
+            await self.ledger.finish(keys, Status.FAILED, attempts=1,
+                                     error=f"unexpected {type(err).__name__}: {err}",
+                                     delivery_id=message.delivery_id)
+            self._count(digest, ok=False, recipient=recipient, channel=channel)
+            return False
+        self.metrics.attempts.labels(recipient, channel).inc(attempts)
+        self.metrics.seconds.labels(channel).observe(time.monotonic() - started)
         await self.ledger.finish(keys, Status.SENT, attempts=attempts,
                                  delivery_id=message.delivery_id)
-        self._count(digest, ok=True, recipient=recipient)
+        self._count(digest, ok=True, recipient=recipient, channel=channel)
         return True
 
-    def _count(self, digest: bool, *, ok: bool, recipient: str) -> None:
+    def _count(self, digest: bool, *, ok: bool, recipient: str, channel: str) -> None:
+        self.metrics.deliveries.labels(recipient, channel, "digest" if digest else "alert",
+                                       "sent" if ok else "failed").inc()
         if digest:
             if ok:
                 self.stats.digests_sent += 1

@@ -205,6 +205,7 @@ class AlertsRunner:
         log.warning("dlq %s: %s[%d]@%d %s: %s", STAGE, rec.topic, rec.partition, rec.offset,
                     letter.error_class, letter.reason[:300])
         self.stats.dead_lettered += 1
+        self.dispatcher.metrics.dead_letters.inc()
         kept = [(k, bytes(v)) for k, v in (rec.headers or ())]
         future: asyncio.Future[object] = await self._producer.send(
             self.cfg.dlq, key=rec.key, value=rec.value or b"", headers=kept + letter.headers())

@@ -349,6 +349,8 @@ async def test_repeats_restarts_and_replays_deliver_nothing_twice(rig_on_each_db
         await wait_until(lambda: count(6), 60, "second alert after the restart")
         await wait_until(lambda: _done(runner, 2), 30, "restart consumed the new records")
         assert runner.dispatcher.stats.duplicates == 4  # `first` again, on its 4 channels
+        assert runner.dispatcher.metrics.registry.get_sample_value(
+            "netral_alert_repeats_skipped_total") == 4
     async with rig.runner(group=f"replay-{rig.unique}") as runner:  # a replay from offset 0
         await wait_until(lambda: _done(runner, 4), 60, "replay consumed every record")
         assert runner.dispatcher.stats.sent == 0
@@ -432,6 +434,13 @@ async def test_a_failing_webhook_is_retried_then_recorded_failed(rig: Rig) -> No
     await rig.send([a, b])
     async with rig.runner() as runner:
         await wait_until(lambda: _done(runner, 2), 90, "both alerts consumed past the failures")
+    sample = runner.dispatcher.metrics.registry.get_sample_value
+    assert sample("netral_alert_deliveries_total", {"recipient": "jabar", "channel": "chat",
+                                                    "kind": "alert", "outcome": "failed"}) == 2
+    assert sample("netral_alert_delivery_attempts_total",
+                  {"recipient": "jabar", "channel": "chat"}) == 2 * FAST.max_attempts
+    assert sample("netral_alert_deliveries_total", {"recipient": "nasional", "channel": "email",
+                                                    "kind": "alert", "outcome": "sent"}) == 2
     rows = {(r.dedupe_key, r.recipient, r.channel): r for r in rig.ledger_rows()}
     for alert in (a, b):
         for recipient, channel in (("nasional", "webhook"), ("jabar", "webhook"),

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from hub.broker.local import free_port
@@ -38,7 +39,7 @@ def test_a_bad_routes_file_fails_with_one_line(tmp_path: Path) -> None:
 async def test_run_delivers_to_the_receiver_and_stops_cleanly(kafka: KafkaConnection,
                                                               tmp_path: Path,
                                                               unique: str) -> None:
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     routes = tmp_path / "routes.yaml"
     routes.write_text(f"""
 recipients:
@@ -54,6 +55,7 @@ recipients:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NETRAL_")}
     env.update(NETRAL_KAFKA_BOOTSTRAP=kafka.bootstrap, NETRAL_HOME=str(tmp_path),
                NETRAL_ALERTS_ROUTES_FILE=str(routes), NETRAL_ALERTS_GROUP_ID=f"cli-{unique}",
+               NETRAL_ALERTS_METRICS_PORT=str(metrics_port),
                TEST_ALERT_SECRET=f"cli-secret-{unique}-0123456789")
     topic, dlq = f"test.{unique}.alerts", f"test.{unique}.dlq.alerts"
     await create_topics(kafka, [TopicSpec(name=n, key="region", value="test", cleanup="delete",
@@ -79,6 +81,10 @@ recipients:
         assert line["verified"] and line["recipient"] == "satgas-nasional"
         assert line["body"]["alert"]["alert_id"] == alert_id
         assert line["body"]["alert"]["severity"] == "CRITICAL"
+        async with httpx.AsyncClient() as http:
+            metrics = (await http.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+        assert ('netral_alert_deliveries_total{channel="webhook",kind="alert",outcome="sent",'
+                'recipient="satgas-nasional"} 1.0') in metrics
     finally:
         for proc in (runner, receiver):
             proc.send_signal(signal.SIGTERM)
