@@ -11,6 +11,7 @@ import asyncio
 import email
 import email.policy
 import socket
+import sqlite3
 import threading
 import time
 import uuid
@@ -172,7 +173,7 @@ class Rig:
         self.dlq = f"test.{unique}.dlq.alerts"
         self.url = database_url or f"sqlite:///{tmp_path / 'netral.db'}"
         migrate.upgrade(self.url)
-        self.engine: Engine = create_sql_engine(self.url)
+        self.engine: Engine = create_sql_engine(self.url, busy_timeout_ms=300)
         self.receiver = Receiver(tmp_path / "received.jsonl")
         self.routes = parse_routes(routes_for(self.receiver.url, unique))
         self.smtp = SmtpConfig(host="127.0.0.1", port=smtp_port,
@@ -465,3 +466,29 @@ async def test_a_transient_failure_is_retried_to_success(rig: Rig) -> None:
         await wait_until(arrived, 60, "the webhook after two 503s")
     row = next(r for r in rig.ledger_rows() if r.channel == "webhook")
     assert row.status == "SENT" and row.attempts == 3
+
+
+async def test_a_locked_ledger_holds_the_batch_and_nothing_is_lost_or_doubled(rig: Rig) -> None:
+    rig.receiver.start(rig.routes)
+    blocker = sqlite3.connect(rig.url.removeprefix("sqlite:///"), isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")  # another writer holds the database
+    try:
+        alert = make_alert("11.01")
+        await rig.send([alert])
+        async with rig.runner() as runner:
+            async def retried() -> bool:
+                return runner.stats.ledger_retries >= 2
+            await wait_until(retried, 60, "the runner retrying the locked ledger")
+            assert await rig.receiver.received() == []
+            blocker.execute("ROLLBACK")
+
+            async def arrived() -> bool:
+                return len(await rig.receiver.received()) >= 1 and len(rig.box.messages) >= 1
+            await wait_until(arrived, 60, "the alert once the ledger is back")
+    finally:
+        blocker.close()
+    assert per_recipient(await rig.receiver.received()) == Counter({("nasional",
+                                                                     alert.alert_id): 1})
+    assert len(rig.box.messages) == 1
+    assert {(r.channel, r.status) for r in rig.ledger_rows()} == {("webhook", "SENT"),
+                                                                 ("email", "SENT")}
