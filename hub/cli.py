@@ -9,6 +9,7 @@ import typer
 from schemas.errors import ConfigError, HubError
 
 from .cli_calendar import calendar_app
+from .commands.alerts import alerts_app
 from .commands.api import api, api_key_app
 from .commands.asyncapi import asyncapi
 from .commands.broker import broker_app
@@ -42,6 +43,7 @@ app.add_typer(connector_app, name="connector")
 app.add_typer(calendar_app, name="calendar")
 app.add_typer(db_app, name="db")
 app.add_typer(cases_app, name="cases")
+app.add_typer(alerts_app, name="alerts")
 app.command("sql-sink")(sql_sink)
 app.command("worker")(worker)
 app.command("up")(up)

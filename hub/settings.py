@@ -78,12 +78,40 @@ class NetralSettings(BaseSettings):
     schema_registry_url: str | None = None
     database_url: str | None = None
 
+    # Satgas alert channels (`netral alerts run`, `netral alerts receiver`).
+    alerts_routes_file: Path | None = Field(
+        None, description="Routes YAML; default: the shipped example (dev only)")
+    alerts_group_id: str = "netral-alerts"
+    alerts_batch_size: int = Field(200, ge=1, le=10_000)
+    alerts_concurrency: int = Field(8, ge=1, le=256)
+    alerts_max_attempts: int = Field(5, ge=1, le=100)
+    alerts_backoff_initial_s: float = Field(0.5, gt=0)
+    alerts_backoff_max_s: float = Field(30.0, gt=0)
+    alerts_http_timeout_s: float = Field(10.0, gt=0)
+    alerts_digest_threshold: int = Field(10, ge=1, description="Alerts per window sent singly")
+    alerts_digest_window_s: float = Field(300.0, gt=0)
+    alerts_smtp_host: str = "127.0.0.1"
+    alerts_smtp_port: int = Field(1025, ge=1, le=65535)
+    alerts_smtp_username: str | None = None
+    alerts_smtp_password: SecretStr | None = None
+    alerts_smtp_security: Literal["none", "starttls", "tls"] = "none"
+    alerts_mail_from: str = Field("netral-alerts@localhost", pattern=r"^[^@\s]+@[^@\s]+$")
+    alerts_receiver_file: Path | None = Field(
+        None, description="Where `netral alerts receiver` appends; default <home>/alerts.jsonl")
+    alerts_signature_tolerance_s: float = Field(300.0, gt=0)
+    alerts_metrics_host: str = "127.0.0.1"
+    alerts_metrics_port: int | None = Field(None, ge=1, le=65535,
+                                            description="Serve Prometheus metrics; unset: off")
+
     def state_dir(self) -> Path:
         """The state folder as an absolute path."""
         return self.home.expanduser().resolve()
 
     def resolved_api_keys_file(self) -> Path:
         return self.api_keys_file or self.state_dir() / "api-keys.yaml"
+
+    def resolved_alerts_receiver_file(self) -> Path:
+        return self.alerts_receiver_file or self.state_dir() / "alerts-received.jsonl"
 
     def resolved_database_url(self) -> str:
         """The SQL URL, defaulting to SQLite in the state folder."""
