@@ -125,10 +125,19 @@ def run_record_phase(settings: NetralSettings, conn: KafkaConnection, truth: Pat
                     logs / "mock-siasn.log")]
     try:
         _wait_http(f"http://127.0.0.1:{port}/_test/effects")
+        received = settings.resolved_alerts_receiver_file()
+        received.unlink(missing_ok=True)
         procs += [_spawn(["siasn-adapter"], env, logs / "siasn-adapter.log"),
-                  _spawn(["sql-sink", "--migrate"], env, logs / "sql-sink.log")]
-        console.print(f"mock SIASN on port {port} failing 20% of calls; SIASN adapter and SQL "
-                      f"sink started (logs in {logs})")
+                  _spawn(["sql-sink", "--migrate"], env, logs / "sql-sink.log"),
+                  _spawn(["alerts", "receiver", "--port", "8790"], env, logs / "receiver.log"),
+                  subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-l",
+                                    "127.0.0.1:1025"], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)]
+        _wait_http("http://127.0.0.1:8790/_received")
+        procs.append(_spawn(["alerts", "run", "--migrate"], env, logs / "alerts.log"))
+        console.print(f"mock SIASN on port {port} failing 20% of calls; SIASN adapter, SQL "
+                      "sink, Satgas alert channels (webhook + chat receiver on :8790, SMTP "
+                      f"catcher on :1025) started (logs in {logs})")
         overdue = [c for c in cases.values() if c.state is CaseState.RECOMMENDED]
         first = min((c.next_deadline for c in overdue if c.next_deadline), default=None)
         if first is None:
@@ -149,9 +158,30 @@ def run_record_phase(settings: NetralSettings, conn: KafkaConnection, truth: Pat
                       f"blocked at SIASN, none twice ({max(blocks.values(), default=0)} block "
                       f"per NIP at most); adapter results: {dict(outcomes)}")
         _show_sql(console, settings.resolved_database_url(), len(latest(got[CASES])))
+        _show_alerts(console, received)
     finally:
         for proc in reversed(procs):
             stop_process(proc)
+
+
+def _show_alerts(console: Console, received: Path) -> None:
+    """What the local receiver got, per recipient, once deliveries stop growing."""
+    last, stable_since = -1, time.monotonic()
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        n = len(received.read_text().splitlines()) if received.exists() else 0
+        if n != last:
+            last, stable_since = n, time.monotonic()
+        elif n and time.monotonic() - stable_since > 3:
+            break
+        time.sleep(0.5)
+    lines = [json.loads(x) for x in received.read_text().splitlines()] if received.exists() else []
+    who = Counter(x.get("recipient") or f"chat {x['body'].get('chat_id')}" for x in lines)
+    table = Table("recipient (webhook / chat)", "messages received", title="Satgas alert "
+                  "channels (a burst past the digest threshold comes as one digest later)")
+    for name, n in sorted(who.items()):
+        table.add_row(str(name), str(n))
+    console.print(table)
 
 
 def _by_state(console: Console, cases: dict[str, CaseRecord], title: str) -> None:
