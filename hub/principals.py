@@ -25,6 +25,7 @@ from schemas.topics import (
     CASE_EVENTS,
     CASES,
     COMMANDS,
+    DEADLINE_TICKS,
     EVENTS,
     ORDERS_SIASN,
     ORDERS_SIASN_RESULTS,
@@ -110,9 +111,10 @@ def grants_for(agency: Agency | None = None, service: Service | None = None,
 
     - an agency writes only its own raw topic (idempotent producers need no more since
       Kafka 3.0, KIP-679) and reads nothing;
-    - the stream workers read raw, events, commands and SIASN results, write events, cases,
-      case events, orders, alerts and every DLQ, and own their app id's internal topics,
-      consumer group and transactional ids (Faust uses ``<app id>-...`` for all three);
+    - the stream workers read raw, events, commands, SIASN results and deadline ticks, write
+      events, cases, case events, orders, alerts, deadline ticks (the timer) and every DLQ, and
+      own their app id's internal topics, consumer group and transactional ids (Faust uses
+      ``<app id>-...`` for all three);
     - only the SIASN adapter reads ``netral.orders.siasn``;
     - the API writes (HTTP ingest) every raw topic, operator commands and the ingest DLQ;
     - the SQL sink reads the output topics it stores; the alert service reads alerts;
@@ -129,8 +131,8 @@ def _grants(agency: Agency | None, service: Service | None, n: Names) -> list[Gr
         case Service.STREAMS:
             return [
                 *[Grant("topic", RAW_PREFIX, op, prefixed=True) for op in ("READ", "DESCRIBE")],
-                *_read(EVENTS, COMMANDS, ORDERS_SIASN_RESULTS),
-                *_write(EVENTS, CASES, CASE_EVENTS, ORDERS_SIASN, ALERTS),
+                *_read(EVENTS, COMMANDS, ORDERS_SIASN_RESULTS, DEADLINE_TICKS),
+                *_write(EVENTS, CASES, CASE_EVENTS, ORDERS_SIASN, ALERTS, DEADLINE_TICKS),
                 *[Grant("topic", DLQ_PREFIX, op, prefixed=True) for op in ("WRITE", "DESCRIBE")],
                 Grant("topic", n.streams_app_id, "ALL", prefixed=True),  # Faust internal topics
                 *_group(n.streams_app_id),

@@ -26,7 +26,8 @@ PASSWORD = typer.Option(None, "--password", help="Use this password instead of a
 def _names(settings: NetralSettings) -> Names:
     from .siasn_adapter import SiasnSettings
 
-    return Names(streams_app_id=settings.worker_app_id, siasn_group=SiasnSettings().group_id)
+    return Names(streams_app_id=settings.worker_app_id, siasn_group=SiasnSettings().group_id,
+                 alerts_group=settings.alerts_group_id)
 
 
 def _admin(settings: NetralSettings) -> PrincipalAdmin:

@@ -47,6 +47,7 @@ def test_streams_own_their_group_transactions_and_internal_topics() -> None:
     assert _may(grants, "CREATE", "topic", "netral-streams-x-__assignor-__leader")
     assert _may(grants, "READ", "topic", "netral.raw.bkn")
     assert _may(grants, "WRITE", "topic", "netral.dlq.normalize")
+    assert _may(grants, "READ", "topic", "netral.deadline-ticks")
     assert not _may(grants, "READ", "topic", ORDERS_SIASN)
     assert not _may(grants, "READ", "group", "netral-sql-sink")
 
