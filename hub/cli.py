@@ -20,6 +20,7 @@ from .commands.dlq import dlq_app
 from .commands.file_import import import_
 from .commands.mock_siasn import mock_siasn
 from .commands.principals import principals_app
+from .commands.purge import purge
 from .commands.siasn_adapter import siasn_adapter
 from .commands.simulate import simulate_cmd
 from .commands.sql_sink import sql_sink
@@ -57,6 +58,7 @@ app.command("mock-siasn")(mock_siasn)
 app.command("siasn-adapter")(siasn_adapter)
 app.add_typer(api_key_app, name="api-key")
 app.add_typer(principals_app, name="principals")
+app.command("purge")(purge)
 
 
 def main() -> None:

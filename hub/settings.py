@@ -80,6 +80,9 @@ class NetralSettings(BaseSettings):
     ingest_max_bytes: int = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     ingest_rate: str = Field("120/minute", pattern=r"^\d+/(second|minute|hour|day)$")
 
+    # Retention of personal data in the national record (`netral purge` without --older-than).
+    personal_data_retention_days: int | None = Field(None, ge=1, le=36500)
+
     # Wire format and stores.
     schema_registry_url: str | None = None
     database_url: str | None = None

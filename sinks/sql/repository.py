@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from schemas.models import Alert, CaseRecord, CaseTransition, SiasnOrder, SiasnOrderResult
 
+from .purge import purged_ids, scrub_case
 from .tables import alerts, case_transitions, cases, order_results, orders, persons
 
 Executor = Connection | Session
@@ -166,6 +167,10 @@ def upsert_cases(conn: Executor, *, records: Iterable[CaseRecord]) -> int:
     Returns how many case rows were inserted or updated; the rest were stale or repeats.
     """
     records = list(records)
+    # a purged case stays purged: a replay (or a later version) is written without the person
+    purged = purged_ids(conn, sorted({r.case_id for r in records}))
+    if purged:
+        records = [scrub_case(r) if r.case_id in purged else r for r in records]
     # persons first (cases.nip references them), from every record, not only the latest: their
     # own guard keeps the newest view of each person, so batching cannot change the result
     upsert_persons(conn, records=records)

@@ -239,3 +239,57 @@ for _sql in APPEND_ONLY_SQLITE:
     event.listen(case_transitions, "after_create", DDL(_sql).execute_if(dialect="sqlite"))
 for _sql in APPEND_ONLY_POSTGRESQL:
     event.listen(case_transitions, "after_create", DDL(_sql).execute_if(dialect="postgresql"))
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime(), nullable=False),
+    # who: the authenticated principal and the role it acted in
+    Column("principal", String(MAX_ID), nullable=False),
+    Column("role", String(SYMBOL_LEN), nullable=False),
+    # what: e.g. read_case / read_person / list_cases, and the case id or person looked at
+    Column("action", String(SYMBOL_LEN), nullable=False),
+    Column("subject_kind", String(SYMBOL_LEN), nullable=False),
+    Column("subject_id", String(MAX_ID)),
+    # from where: client address and the request id that ties it to the access log
+    Column("remote_addr", String(64)),
+    Column("request_id", String(MAX_ID)),
+    Column("detail", Text),
+    Index(None, "at"),
+    Index(None, "subject_kind", "subject_id"),
+    Index(None, "principal"),
+    comment="Personal-data access log (UU 27/2022): insert-only; triggers refuse UPDATE, DELETE.",
+)
+
+purges = Table(
+    "purges",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("older_than", UtcDateTime(), nullable=False),
+    Column("cases", Integer, nullable=False),
+    Column("persons", Integer, nullable=False),
+    Column("orders", Integer, nullable=False),
+    Column("alerts", Integer, nullable=False),
+    comment="Each `netral purge` run: cutoff and how many rows lost their personal data.",
+)
+
+purged_cases = Table(
+    "purged_cases",
+    metadata,
+    Column("case_id", String(MAX_ID), primary_key=True),
+    Column("purged_at", UtcDateTime(), nullable=False),
+    comment="Cases whose personal data was purged: a replay of the topics must not restore it.",
+)
+
+for _table in (audit_log, purges):
+    _name = _table.name
+    for _verb in ("UPDATE", "DELETE"):
+        event.listen(_table, "after_create", DDL(
+            f"CREATE TRIGGER {_name}_no_{_verb.lower()} BEFORE {_verb} ON {_name} "
+            f"BEGIN SELECT RAISE(ABORT, '{_name} is append-only'); END").execute_if(
+                dialect="sqlite"))
+    event.listen(_table, "after_create", DDL(
+        f"CREATE TRIGGER {_name}_append_only BEFORE UPDATE OR DELETE ON {_name} "
+        f"FOR EACH ROW EXECUTE FUNCTION netral_append_only()").execute_if(dialect="postgresql"))
