@@ -553,3 +553,40 @@ async def test_siasn_adapter_runs_as_its_own_principal(secure: Secure) -> None:
     with pytest.raises(KafkaError) as caught:
         await streams_reads_orders()
     assert type(caught.value).__name__ == "TopicAuthorizationFailedError"
+
+
+def test_alerts_service_runs_as_its_own_principal(secure: Secure, tmp_path: Path) -> None:
+    """`netral alerts run` as svc-alerts: joins its group, reads netral.alerts, dead-letters a
+    poison record to netral.dlq.alerts; configured only by NETRAL_KAFKA_*."""
+    from tests.fixtures.sql_records import uid
+
+    pw = "alerts-" + "s3cret-for-tests-y"
+    netral("principals", "add", "--service", "alerts", "--password", pw,
+           env={"NETRAL_HOME": str(secure.home)}, check=True)
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(f"recipients:\n  - id: satgas-nasional\n    name: Satgas Nasional\n"
+                      f"    scope: national\n    channels:\n      - type: webhook\n"
+                      f"        url: http://127.0.0.1:{free_port()}/webhook\n"
+                      f"        secret: env:TEST_ALERT_SECRET\n")
+    base = {k: v for k, v in os.environ.items() if not k.startswith("NETRAL_")}
+    env = {**base, **secure.env("svc-alerts", pw, NETRAL_HOME=str(tmp_path),
+                                NETRAL_ALERTS_ROUTES_FILE=str(routes),
+                                NETRAL_ALERTS_GROUP_ID=f"netral-alerts-{uid('g')}"),
+           "TEST_ALERT_SECRET": "security-test-secret-0123456789"}
+    key = uid("poison").encode()
+    log = tmp_path / "alerts.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "hub", "alerts", "run", "--migrate"],
+                                env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            asyncio.run(produce(secure.admin, "netral.alerts", [(key, b"not an alert", None)]))
+            try:
+                letters = asyncio.run(consume_until(
+                    secure.admin, [dlq_topic("alerts")],
+                    lambda rs: any(r.key == key for r in rs), timeout_s=120))
+            except AssertionError as err:
+                raise AssertionError(f"{err}\n--- alerts log ---\n{log.read_text()}") from None
+            assert any(r.key == key for r in letters)
+        finally:
+            _stop(proc)
+    assert "Traceback" not in log.read_text(), log.read_text()
