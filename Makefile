@@ -7,12 +7,14 @@ NETRAL_HOME ?= .netral
 export NETRAL_HOME
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 
 
 .PHONY: help install broker-dist compose-client demo test test-unit test-integration lint bench clean
 
 help:
 	@echo "make demo   - set up and run the hub locally on a sample wave, show the result"
+	@echo "              (DEMO_ARGS=--secure: SASL_SSL + ACLs, each service its own principal)"
 	@echo "make test   - set up and run the whole test suite on a real Kafka broker"
 	@echo "make lint   - ruff, mypy and the import-layer contract"
 	@echo "make bench  - benchmarks, written to bench/RESULTS.md"
@@ -30,7 +32,7 @@ broker-dist: install
 	$(BIN)/netral broker fetch
 
 demo: broker-dist
-	$(BIN)/netral demo
+	$(BIN)/netral demo $(DEMO_ARGS)
 
 # `docker compose config` checks docker-compose.yml; this machine kind has the docker client but not
 # the compose plugin, so we build the pinned compose CLI from the Go module proxy once.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import SecretStr
+
 from schemas.codec import AvroCodec
 from schemas.errors import ConfigError
 from schemas.kafka import KafkaConnection
@@ -103,3 +105,41 @@ def smtp_config(settings: NetralSettings) -> SmtpConfig:
                       username=settings.alerts_smtp_username,
                       password=settings.alerts_smtp_password,
                       security=settings.alerts_smtp_security)
+
+
+def connection_env(conn: KafkaConnection) -> dict[str, str]:
+    """The NETRAL_KAFKA_* variables that make a child process connect exactly like ``conn``."""
+    env = {"NETRAL_KAFKA_BOOTSTRAP": conn.bootstrap,
+           "NETRAL_KAFKA_SECURITY_PROTOCOL": conn.security_protocol}
+    if conn.sasl_mechanism:
+        env["NETRAL_KAFKA_SASL_MECHANISM"] = conn.sasl_mechanism
+    if conn.username:
+        env["NETRAL_KAFKA_USERNAME"] = conn.username
+    if conn.password:
+        env["NETRAL_KAFKA_PASSWORD"] = conn.password.get_secret_value()
+    if conn.ca_file:
+        env["NETRAL_KAFKA_CA_FILE"] = conn.ca_file
+    return env
+
+
+def service_env(settings: NetralSettings, service: str) -> dict[str, str]:
+    """Kafka settings for a child process running one hub service (``up``, ``demo``).
+
+    Against the local secure broker the service runs as its own least-privilege principal
+    (``netral principals`` role), with a fresh password set for this run and passed only in the
+    child's environment; otherwise it connects like this process.
+    """
+    conn = kafka(settings, client_id=f"netral-{service}")
+    if settings.kafka_bootstrap or not local_broker(settings).secure:
+        return connection_env(conn)
+    from .principals import Names, PrincipalAdmin, Service, grants_for, new_password, principal_name
+
+    role = Service(service)
+    user = principal_name(service=role)
+    admin = PrincipalAdmin(conn)
+    admin.grant(user, grants_for(service=role, names=Names(
+        streams_app_id=settings.worker_app_id, alerts_group=settings.alerts_group_id)))
+    password = new_password()
+    admin.set_password(user, password)
+    return connection_env(conn.model_copy(update={"username": user,
+                                                  "password": SecretStr(password)}))

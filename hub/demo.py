@@ -81,9 +81,10 @@ async def _watch(conn: KafkaConnection, wanted: set[str], bad_keys: set[bytes],
     return list(events.values()), letters
 
 
-def run_demo(settings: NetralSettings, *, cases: int, keep: bool, console: Console) -> None:
+def run_demo(settings: NetralSettings, *, cases: int, keep: bool, console: Console,
+             secure: bool = False) -> None:
     """Start what is missing, send a sample wave, show the result, and clean up."""
-    started_broker = start_local_broker_if_needed(settings)
+    started_broker = start_local_broker_if_needed(settings, secure)
     report = ensure_topics(settings)
     console.print(f"topics: {len(report.created)} created, {len(report.existing)} existed")
     log_path = settings.state_dir() / "logs" / "worker.log"

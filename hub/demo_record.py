@@ -42,6 +42,7 @@ from schemas.models import (
 from schemas.topics import CASES, ORDERS_SIASN, ORDERS_SIASN_RESULTS
 from streams.rules.escalation import order_id
 
+from .bootstrap import connection_env, service_env
 from .broker.local import free_port
 from .commands.cases import SCAN_TIME, send_ticks, ticks_for
 from .commands.up import stop_process
@@ -119,22 +120,26 @@ def run_record_phase(settings: NetralSettings, conn: KafkaConnection, truth: Pat
 
     logs = settings.state_dir() / "logs"
     port = free_port()
-    env = dict(os.environ, NETRAL_KAFKA_BOOTSTRAP=conn.bootstrap,
+    env = dict(os.environ, **connection_env(conn),
                NETRAL_HOME=str(settings.state_dir()), NETRAL_SIASN_URL=f"http://127.0.0.1:{port}")
+
+    def as_(service: str) -> dict[str, str]:  # each service as its own principal when secure
+        return {**env, **service_env(settings, service)}
+
     procs = [_spawn(["mock-siasn", "--port", str(port), "--error-rate", "0.2"], env,
                     logs / "mock-siasn.log")]
     try:
         _wait_http(f"http://127.0.0.1:{port}/_test/effects")
         received = settings.resolved_alerts_receiver_file()
         received.unlink(missing_ok=True)
-        procs += [_spawn(["siasn-adapter"], env, logs / "siasn-adapter.log"),
-                  _spawn(["sql-sink", "--migrate"], env, logs / "sql-sink.log"),
+        procs += [_spawn(["siasn-adapter"], as_("siasn-adapter"), logs / "siasn-adapter.log"),
+                  _spawn(["sql-sink", "--migrate"], as_("sql-sink"), logs / "sql-sink.log"),
                   _spawn(["alerts", "receiver", "--port", "8790"], env, logs / "receiver.log"),
                   subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-l",
                                     "127.0.0.1:1025"], stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)]
         _wait_http("http://127.0.0.1:8790/_received")
-        procs.append(_spawn(["alerts", "run", "--migrate"], env, logs / "alerts.log"))
+        procs.append(_spawn(["alerts", "run", "--migrate"], as_("alerts"), logs / "alerts.log"))
         console.print(f"mock SIASN on port {port} failing 20% of calls; SIASN adapter, SQL "
                       "sink, Satgas alert channels (webhook + chat receiver on :8790, SMTP "
                       f"catcher on :1025) started (logs in {logs})")

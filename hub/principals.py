@@ -176,7 +176,8 @@ class PrincipalAdmin:
 
         self.conn = conn
         self.timeout_s = timeout_s
-        self._admin = AdminClient(conn.confluent_config())
+        # librdkafka's own INFO lines (e.g. BGQUEUE on close) would clutter the CLI's output
+        self._admin = AdminClient({**conn.confluent_config(), "log_level": 4})
 
     def _wait(self, futures: Iterable[object], action: str) -> None:
         from confluent_kafka import KafkaException

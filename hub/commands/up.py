@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from ..bootstrap import kafka, local_broker
+from ..bootstrap import kafka, local_broker, service_env
 from ..kafka_admin import wait_group_stable
 from ..settings import NetralSettings, get_settings
 from .topics import ensure_topics
@@ -21,12 +21,16 @@ from .topics import ensure_topics
 console = Console()
 
 
-def start_local_broker_if_needed(settings: NetralSettings) -> bool:
+SECURE = typer.Option(False, "--secure", help="A new local broker starts with SASL_SSL and "
+                      "ACLs; each service runs as its own principal.")
+
+
+def start_local_broker_if_needed(settings: NetralSettings, secure: bool = False) -> bool:
     """Start the embedded broker unless NETRAL_KAFKA_BOOTSTRAP points elsewhere; True if started."""
     if settings.kafka_bootstrap:
         console.print(f"using Kafka at {settings.kafka_bootstrap}")
         return False
-    broker = local_broker(settings)
+    broker = local_broker(settings, secure=secure)
     if broker.running_pid():
         console.print(f"local broker already running on {broker.bootstrap()}")
         return False
@@ -39,7 +43,7 @@ def start_local_broker_if_needed(settings: NetralSettings) -> bool:
 def spawn_worker(settings: NetralSettings, log_path: Path) -> subprocess.Popen[bytes]:
     """Run ``netral worker`` as a child process, logging to ``log_path``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, NETRAL_KAFKA_BOOTSTRAP=kafka(settings).bootstrap,
+    env = dict(os.environ, **service_env(settings, "streams"),
                NETRAL_HOME=str(settings.state_dir()))
     with log_path.open("ab") as out:
         return subprocess.Popen([sys.executable, "-m", "hub", "worker"], env=env, stdout=out,
@@ -56,10 +60,10 @@ def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None
             proc.wait()
 
 
-def up() -> None:
+def up(secure: bool = SECURE) -> None:
     """Start broker, topics and the stream worker in the foreground; Ctrl-C stops them all."""
     settings = get_settings()
-    started = start_local_broker_if_needed(settings)
+    started = start_local_broker_if_needed(settings, secure)
     report = ensure_topics(settings)
     console.print(f"topics: {len(report.created)} created, {len(report.existing)} existed")
     worker = spawn_worker(settings, settings.state_dir() / "logs" / "worker.log")
@@ -81,9 +85,10 @@ def up() -> None:
 def demo(
     cases: int = typer.Option(200, min=1, max=100_000, help="True cases in the simulated wave."),
     keep: bool = typer.Option(False, help="Leave broker and worker running afterwards."),
+    secure: bool = SECURE,
 ) -> None:
     """Set up everything locally, run a simulated Pilkada wave through the connectors, and show
     it arriving normalised."""
     from ..demo import run_demo
 
-    run_demo(get_settings(), cases=cases, keep=keep, console=console)
+    run_demo(get_settings(), cases=cases, keep=keep, console=console, secure=secure)
