@@ -22,6 +22,8 @@ SECTIONS = [
      "python -m bench.codec"),
     ("bench.normalize", "normalize stage against plain aiokafka loops (same broker, same data)",
      "python -m bench.normalize 50000"),
+    ("bench.cases", "Stream side: normalize + cases against plain aiokafka loops (same broker, "
+     "same simulated wave)", "python -m bench.cases 3000"),
     ("bench.ingest", "Ingest: outbox relay and HTTP ingest against a plain producer",
      "python -m bench.ingest 20000"),
 ]
