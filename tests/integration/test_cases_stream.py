@@ -37,10 +37,11 @@ from hub.kafka_admin import wait_group_stable
 from schemas.codec import AvroCodec
 from schemas.errors import RetriableError
 from schemas.kafka import KafkaConnection
-from schemas.models import CaseRecord, CaseState, DeadlineTick, OrderAction, SiasnOrder
+from schemas.models import CaseState, DeadlineTick, OrderAction, SiasnOrder
 from schemas.topics import CASES, DEADLINE_TICKS, ORDERS_SIASN
 from streams.rules.escalation import order_id
 from tests.fixtures.kafka_tools import consume_until, produce
+from tests.fixtures.national_record import latest_cases
 from tests.helpers import REPO, netral
 
 pytestmark = pytest.mark.integration
@@ -104,20 +105,6 @@ class Worker:
 
     def log(self) -> str:
         return (self.home / "worker.log").read_text(errors="replace")
-
-
-def latest_cases(records: list[ConsumerRecord]) -> dict[str, CaseRecord]:
-    """The compacted view: the highest version per case id; a tombstone removes the case."""
-    out: dict[str, CaseRecord] = {}
-    for rec in records:
-        key = rec.key.decode()
-        if rec.value is None:
-            out.pop(key, None)
-            continue
-        case = CaseRecord.from_avro(CODEC.decode(rec.value).value)
-        if key not in out or case.version >= out[key].version:
-            out[key] = case
-    return out
 
 
 def kill_at_random_moments(worker: Worker, rng: random.Random, kills: int) -> None:
