@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from schemas.codec import AvroCodec
 from schemas.errors import ConfigError
 from schemas.kafka import KafkaConnection
@@ -9,6 +11,9 @@ from streams.config import StreamsConfig
 
 from .broker.local import LocalBroker
 from .settings import NetralSettings
+
+if TYPE_CHECKING:
+    from .api.deps import Monitor
 
 
 def local_broker(settings: NetralSettings) -> LocalBroker:
@@ -58,4 +63,22 @@ def streams_config(settings: NetralSettings) -> StreamsConfig:
         web_port=settings.worker_web_port,
         batch_size=settings.worker_batch_size,
         batch_within_s=settings.worker_batch_within_s,
+    )
+
+
+def monitor(settings: NetralSettings) -> Monitor:
+    """The monitoring API's services: the national record's engine, the monitoring keys."""
+    from sinks.sql.engine import create_sql_engine
+
+    from .api.access import MonitorKeyStore
+    from .api.deps import Monitor
+
+    return Monitor(
+        engine=create_sql_engine(settings.resolved_database_url()),
+        keys=MonitorKeyStore.load(settings.resolved_monitor_keys_file()),
+        page_max=settings.api_page_max,
+        deadline_risk_days=settings.deadline_risk_days,
+        poll_s=settings.dashboard_poll_s,
+        lag_refresh_s=settings.lag_refresh_s,
+        lag_timeout_s=settings.lag_timeout_s,
     )
