@@ -241,7 +241,8 @@ def _snapshot(conn: Connection, who: Principal) -> tuple[list[Any], dict[str, in
     alerts: list[Any] = []
     if who.sees_cases:
         alerts, _ = queries.list_alerts(conn, scope=who.scope, limit=FEED_SIZE)
-    counters = _counters(queries.stats(conn, scope=who.scope, dimensions=["state"]))
+    counters = _counters(queries.stats(conn, scope=who.scope, dimensions=["state"],
+                                       weekly=False))
     return alerts, counters
 
 

@@ -286,8 +286,9 @@ class Stats:
 
 
 def stats(conn: Executor, *, scope: Scope, filters: CaseFilter | None = None,
-          dimensions: Sequence[str] | None = None) -> Stats:
-    """Counts of cases in scope (and matching ``filters``) by each dimension and by week."""
+          dimensions: Sequence[str] | None = None, weekly: bool = True) -> Stats:
+    """Counts of cases in scope (and matching ``filters``) by each dimension and, unless
+    ``weekly`` is False (live counters), by week."""
     where = and_(scope.cases_clause(), (filters or CaseFilter()).clause())
     total = conn.execute(select(func.count()).select_from(cases).where(where)).scalar_one()
     by: dict[str, dict[str, int]] = {}
@@ -297,15 +298,16 @@ def stats(conn: Executor, *, scope: Scope, filters: CaseFilter | None = None,
         rows = conn.execute(select(column, func.count()).where(where).group_by(column)).all()
         by[name] = dict(sorted(((str(v) if v is not None else "UNKNOWN"), int(n))
                                for v, n in rows))
-    opened = conn.execute(select(cases.c.opened_at).where(where)).scalars()
-    weeks = Counter(_monday(at) for at in opened)
-    weekly: list[tuple[date, int]] = []
-    if weeks:
-        day, last = min(weeks), max(weeks)
+    trend: list[tuple[date, int]] = []
+    if weekly:
+        # bucketed here, not in SQL: week arithmetic differs between SQLite and PostgreSQL
+        opened = conn.execute(select(cases.c.opened_at).where(where)).scalars()
+        weeks = Counter(_monday(at) for at in opened)
+        day, last = (min(weeks), max(weeks)) if weeks else (date.max, date.min)
         while day <= last:
-            weekly.append((day, weeks.get(day, 0)))
+            trend.append((day, weeks.get(day, 0)))
             day += timedelta(days=7)
-    return Stats(total=int(total), by=by, weekly=weekly)
+    return Stats(total=int(total), by=by, weekly=trend)
 
 
 def _monday(at: datetime) -> date:

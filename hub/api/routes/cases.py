@@ -1,8 +1,8 @@
 """Cases, persons and review decisions: ``/v1/cases``, ``/v1/asn/{nip}``, ``/v1/review/{case_id}``.
 
-Scope first: a provincial or agency key sees only its own cases. Asking for another province or
-agency (a filter, a case id, a NIP) is a 403 that says why, never an empty answer that would let a
-caller probe what exists elsewhere... except for a NIP, where "no case in your scope" is a 404.
+Scope first: a provincial or agency key sees only its own cases. A filter naming another province
+or agency, or a case id outside the scope, is a 403 that says why. A NIP with no case in the
+caller's scope is a 404 (whether that person has cases elsewhere is itself outside the scope).
 """
 
 from __future__ import annotations
