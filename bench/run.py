@@ -24,6 +24,8 @@ SECTIONS = [
      "python -m bench.normalize 50000"),
     ("bench.ingest", "Ingest: outbox relay and HTTP ingest against a plain producer",
      "python -m bench.ingest 20000"),
+    ("bench.monitor", "Monitoring API latency on 100,000 cases against the bare queries",
+     "python -m bench.monitor 100000"),
 ]
 PACKAGES = ["faust-streaming", "aiokafka", "fastavro", "pydantic", "SQLAlchemy"]
 
