@@ -122,7 +122,7 @@ def run(n: int = 100_000) -> list[Row]:
             try:
                 base = f"http://127.0.0.1:{port}"
                 with httpx.Client(base_url=base, timeout=60) as client:
-                    def get(path: str, key: str, **params: object) -> Callable[[], object]:
+                    def get(path: str, key: str, **params: str | int) -> Callable[[], object]:
                         def call() -> object:
                             resp = client.get(path, params=params, headers={"X-API-Key": key})
                             resp.raise_for_status()
