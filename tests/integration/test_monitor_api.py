@@ -5,6 +5,10 @@ M&E numbers, review commands on netral.commands, /health, /metrics, and schemath
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,13 +18,22 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
+from connectors.ingest import IngestLimits
+from connectors.keys import KeyStore
+from hub.api.access import MonitorKeyStore, Role, add_monitor_key
+from hub.api.app import create_app
+from hub.api.deps import Monitor
+from hub.broker.local import free_port
 from schemas.codec import AvroCodec
 from schemas.kafka import KafkaConnection
 from schemas.models import ReviewDecision
 from schemas.topics import COMMANDS
+from sinks.sql.engine import create_sql_engine
 from tests.fixtures.kafka_tools import consume_until
 from tests.fixtures.monitor_data import NIP_A1, NIP_A2
-from tests.fixtures.monitor_server import ROLES, MonitorServer, serve_monitor
+from tests.fixtures.monitor_server import ROLES, MonitorServer, serve_app, serve_monitor
+from tests.fixtures.waiting import wait_until
+from tests.helpers import REPO, netral
 
 pytestmark = pytest.mark.integration
 
@@ -242,7 +255,6 @@ def test_health_and_metrics(server: MonitorServer) -> None:
 
     async def lag_read() -> bool:
         return server.monitor.lag.snapshot is not None
-    from tests.fixtures.waiting import wait_until
     asyncio.run(wait_until(lag_read, 60, "the API's first lag read"))
     text = httpx.get(f"{server.url}/metrics", timeout=30).text
     assert 'netral_api_requests_total{method="GET",route="/v1/stats",status="200"}' in text
@@ -299,3 +311,52 @@ def test_scoped_reads_on_each_database(database_url: str, topics: KafkaConnectio
         me = call(srv, "GET", "/v1/me", "national").json()
         assert [p["group"] for p in me["provinces"]] == ["32", "31", "35"]
         assert call(srv, "GET", "/v1/cases/A1", "province31").status_code == 403
+
+
+def test_database_down_is_a_503_not_a_500(topics: KafkaConnection, tmp_path: Path) -> None:
+    keyfile = tmp_path / "monitor-keys.yaml"
+    key = add_monitor_key(keyfile, Role.NATIONAL)
+    dead = create_sql_engine(f"postgresql://netral:x@127.0.0.1:{free_port()}/netral")
+    monitor = Monitor(engine=dead, keys=MonitorKeyStore.load(keyfile), lag_refresh_s=3600)
+    app = create_app(topics, KeyStore({}), IngestLimits(), monitor=monitor)
+    for url in serve_app(app):
+        health = httpx.get(f"{url}/health", timeout=60)
+        assert health.status_code == 503
+        assert health.json()["database"].startswith("unreachable")
+        assert health.json()["broker"].startswith("ok")
+        assert "database unreachable" in health.json()["detail"]
+        cases = httpx.get(f"{url}/v1/cases", headers={"X-API-Key": key}, timeout=60)
+        assert cases.status_code == 503
+        assert "database is unavailable" in cases.json()["detail"]
+
+
+def test_netral_api_serves_the_monitoring_api(topics: KafkaConnection, tmp_path: Path) -> None:
+    """The real command: settings, bootstrap, a migrated SQLite record, a key from the CLI."""
+    env = {"NETRAL_HOME": str(tmp_path), "NETRAL_KAFKA_BOOTSTRAP": topics.bootstrap}
+    netral("db", "upgrade", env=env, check=True)
+    key = re.search(r"(ntrlm_[\w-]+)", netral("api-key", "add", "--role", "public", env=env,
+                                              check=True).stdout)
+    assert key
+    port = free_port()
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("NETRAL_")}
+    full_env.update(env, NETRAL_API_PORT=str(port))
+    proc = subprocess.Popen([sys.executable, "-m", "hub", "api"], env=full_env, cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        async def up() -> bool:
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            try:
+                async with httpx.AsyncClient(timeout=10) as client:
+                    return (await client.get(f"http://127.0.0.1:{port}/health")).status_code \
+                        == 200
+            except httpx.TransportError:
+                return False
+        asyncio.run(wait_until(up, 90, "netral api answering /health", poll_s=0.3))
+        stats = httpx.get(f"http://127.0.0.1:{port}/v1/stats",
+                          headers={"X-API-Key": key.group(1)}, timeout=30)
+        assert stats.status_code == 200 and stats.json()["total"] == 0
+        assert httpx.get(f"http://127.0.0.1:{port}/dashboard/login", timeout=30).status_code \
+            == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
