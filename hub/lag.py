@@ -56,6 +56,31 @@ class LagSnapshot:
         return out
 
 
+@dataclass(frozen=True)
+class Progress:
+    """How fast a partition's group consumes between two snapshots, and how far behind it is."""
+
+    rate: float
+    """Committed messages per second (0 when the group did not move)."""
+    behind_s: float | None
+    """Estimated seconds to catch up at that rate; None when it does not move (or has no lag)."""
+
+
+def progress(before: LagSnapshot, after: LagSnapshot) -> dict[tuple[str, str, int], Progress]:
+    """Consume rate and estimated time behind per (group, topic, partition) seen in both."""
+    dt = (after.at - before.at).total_seconds()
+    old = {(p.group, p.topic, p.partition): p for p in before.partitions}
+    out: dict[tuple[str, str, int], Progress] = {}
+    for p in after.partitions:
+        key = (p.group, p.topic, p.partition)
+        if key not in old or dt <= 0:
+            continue
+        rate = max(p.committed - old[key].committed, 0) / dt
+        behind = p.lag / rate if rate > 0 and p.lag > 0 else (0.0 if p.lag == 0 else None)
+        out[key] = Progress(rate=rate, behind_s=behind)
+    return out
+
+
 @contextmanager
 def _quiet() -> Iterator[None]:
     """aiokafka logs every failed connection attempt; the caller reports the one error."""

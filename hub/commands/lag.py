@@ -11,19 +11,33 @@ from rich.live import Live
 from rich.table import Table
 
 from ..bootstrap import kafka
-from ..lag import LagSnapshot, read_lag
+from ..lag import LagSnapshot, Progress, progress, read_lag
 from ..settings import get_settings
 
 console = Console()
 
 
-def render(snapshot: LagSnapshot) -> Group:
+def _behind(p: Progress | None) -> str:
+    if p is None:
+        return "-"
+    return "stalled" if p.behind_s is None else f"{p.behind_s:.0f}s"
+
+
+def render(snapshot: LagSnapshot, before: LagSnapshot | None = None) -> Group:
+    """The lag table; with an earlier snapshot (``--watch``) also consume rate and time behind."""
+    moves = progress(before, snapshot) if before is not None else {}
     table = Table(title=f"consumer lag at {snapshot.at:%Y-%m-%d %H:%M:%S} UTC")
-    for name in ("group", "topic", "partition", "committed", "end offset", "lag"):
+    columns = ["group", "topic", "partition", "committed", "end offset", "lag"]
+    if before is not None:
+        columns += ["msg/s", "behind"]
+    for name in columns:
         table.add_column(name, justify="right" if name not in ("group", "topic") else "left")
     for p in snapshot.partitions:
-        table.add_row(p.group, p.topic, str(p.partition), str(p.committed), str(p.end),
-                      str(p.lag))
+        row = [p.group, p.topic, str(p.partition), str(p.committed), str(p.end), str(p.lag)]
+        if before is not None:
+            move = moves.get((p.group, p.topic, p.partition))
+            row += [f"{move.rate:.1f}" if move else "-", _behind(move)]
+        table.add_row(*row)
     totals = Table(title="total lag per group")
     totals.add_column("group")
     totals.add_column("lag", justify="right")
@@ -49,10 +63,13 @@ def lag(
     if not watch:
         console.print(render(read()))
         return
-    with Live(render(read()), console=console, refresh_per_second=4) as live:
+    previous = read()
+    with Live(render(previous), console=console, refresh_per_second=4) as live:
         try:
             while True:
                 time.sleep(interval)
-                live.update(render(read()))
+                current = read()
+                live.update(render(current, previous))
+                previous = current
         except KeyboardInterrupt:
             pass
