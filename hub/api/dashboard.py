@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, HTTPException, Request
@@ -86,6 +87,16 @@ def router() -> APIRouter:
         if not who.sees_cases:
             return templates.TemplateResponse(
                 request, "forbidden.html", {"who": who}, status_code=403)
+        province = request.query_params.get("province")
+        if province is not None:
+            if not (len(province) == 2 and province.isdigit() and regions.is_known(province)):
+                return templates.TemplateResponse(
+                    request, "forbidden.html", {"who": who}, status_code=404)
+            if who.province_code not in (None, province):
+                return templates.TemplateResponse(
+                    request, "forbidden.html", {"who": who}, status_code=403)
+            filters = replace(filters, province_code=province)
+            title = f"{title} · {regions.name_of(province)}"
         monitor = monitor_of(request)
         with monitor.engine.connect() as conn:
             listed = queries.list_cases(conn, scope=who.scope, filters=filters, sort=sort,

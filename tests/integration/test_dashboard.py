@@ -92,6 +92,8 @@ def test_provincial_view_and_live_alerts(page: Page, server: MonitorServer,
 
     denied = page.goto(f"{server.url}/dashboard/cases/B1")
     assert denied is not None and denied.status == 403
+    other = page.goto(f"{server.url}/dashboard/ppk?province=31")
+    assert other is not None and other.status == 403
 
     page.goto(f"{server.url}/dashboard/alerts")
     feed = page.locator("#feed li")
@@ -122,6 +124,12 @@ def test_provincial_view_and_live_alerts(page: Page, server: MonitorServer,
 def test_national_pages_render(page: Page, server: MonitorServer) -> None:
     login(page, server, "national")
     expect(page.locator("#by-province tr[data-province]")).to_have_count(3)
+    # filter to a province from the overview's table
+    page.click("tr[data-province='31'] a[href='/dashboard/ppk?province=31']")
+    rows = page.locator("#cases tr[data-case-id]")
+    expect(rows).to_have_count(1)
+    assert rows.first.get_attribute("data-case-id") == "B3"
+    expect(page.locator("h1")).to_contain_text("Jakarta")
     for path, marker in [("/dashboard/deadlines", "#cases"), ("/dashboard/blocked", "#cases"),
                          ("/dashboard/review", "#cases"), ("/dashboard/me", ".ranking"),
                          ("/dashboard/pipeline", "#lag-groups")]:
