@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 from schemas.codec import AvroCodec
 from schemas.errors import ConfigError
 from schemas.kafka import KafkaConnection
+from sinks.alerts.channels import RetryPolicy, SmtpConfig
+from sinks.alerts.routes import Routes, example_routes_file, load_routes
 from streams.config import StreamsConfig
 
 from .broker.local import LocalBroker
@@ -63,7 +65,34 @@ def streams_config(settings: NetralSettings) -> StreamsConfig:
         web_port=settings.worker_web_port,
         batch_size=settings.worker_batch_size,
         batch_within_s=settings.worker_batch_within_s,
+        deadline_scan_interval_s=settings.deadline_scan_interval_s,
     )
+
+
+def alert_routes(settings: NetralSettings) -> Routes:
+    """The routes file; without NETRAL_ALERTS_ROUTES_FILE the shipped example, in dev only."""
+    path = settings.alerts_routes_file
+    if path is None:
+        if settings.env == "prod":
+            raise ConfigError("set NETRAL_ALERTS_ROUTES_FILE to the Satgas routes file "
+                              "(the shipped example is for the local demo only)")
+        path = example_routes_file()
+    return load_routes(path)
+
+
+def alert_retry_policy(settings: NetralSettings) -> RetryPolicy:
+    return RetryPolicy(max_attempts=settings.alerts_max_attempts,
+                       initial_s=settings.alerts_backoff_initial_s,
+                       max_s=settings.alerts_backoff_max_s,
+                       timeout_s=settings.alerts_http_timeout_s)
+
+
+def smtp_config(settings: NetralSettings) -> SmtpConfig:
+    return SmtpConfig(host=settings.alerts_smtp_host, port=settings.alerts_smtp_port,
+                      mail_from=settings.alerts_mail_from,
+                      username=settings.alerts_smtp_username,
+                      password=settings.alerts_smtp_password,
+                      security=settings.alerts_smtp_security)
 
 
 def monitor(settings: NetralSettings) -> Monitor:

@@ -9,9 +9,11 @@ import typer
 from schemas.errors import ConfigError, HubError
 
 from .cli_calendar import calendar_app
+from .commands.alerts import alerts_app
 from .commands.api import api, api_key_app
 from .commands.asyncapi import asyncapi
 from .commands.broker import broker_app
+from .commands.cases import cases_app
 from .commands.connector import connector_app
 from .commands.db import db_app
 from .commands.dlq import dlq_app
@@ -41,6 +43,8 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(connector_app, name="connector")
 app.add_typer(calendar_app, name="calendar")
 app.add_typer(db_app, name="db")
+app.add_typer(cases_app, name="cases")
+app.add_typer(alerts_app, name="alerts")
 app.command("sql-sink")(sql_sink)
 app.command("worker")(worker)
 app.command("up")(up)

@@ -55,10 +55,16 @@ class NetralSettings(BaseSettings):
 
     # Stream worker (Faust).
     worker_app_id: str = "netral-streams"
-    worker_processing_guarantee: Literal["exactly_once", "at_least_once"] = "exactly_once"
+    # at_least_once: faust-streaming 0.15's exactly_once puts each send in the transaction of
+    # its *destination* partition (faust/transport/consumer.py, Consumer.send), not of the input
+    # whose offset it commits; every output here carries a deterministic id instead (README).
+    worker_processing_guarantee: Literal["exactly_once", "at_least_once"] = "at_least_once"
     worker_web_port: int = Field(6066, ge=0, le=65535)
     worker_batch_size: int = Field(500, ge=1, le=100_000)
     worker_batch_within_s: float = Field(0.05, gt=0)
+    deadline_scan_interval_s: float = Field(
+        300.0, ge=0, description="How often the leader asks for a deadline scan; 0: never "
+        "(ticks only from `netral cases tick`)")
 
     # HTTP API and ingest.
     api_host: str = "127.0.0.1"
@@ -85,12 +91,40 @@ class NetralSettings(BaseSettings):
     schema_registry_url: str | None = None
     database_url: str | None = None
 
+    # Satgas alert channels (`netral alerts run`, `netral alerts receiver`).
+    alerts_routes_file: Path | None = Field(
+        None, description="Routes YAML; default: the shipped example (dev only)")
+    alerts_group_id: str = "netral-alerts"
+    alerts_batch_size: int = Field(200, ge=1, le=10_000)
+    alerts_concurrency: int = Field(8, ge=1, le=256)
+    alerts_max_attempts: int = Field(5, ge=1, le=100)
+    alerts_backoff_initial_s: float = Field(0.5, gt=0)
+    alerts_backoff_max_s: float = Field(30.0, gt=0)
+    alerts_http_timeout_s: float = Field(10.0, gt=0)
+    alerts_digest_threshold: int = Field(10, ge=1, description="Alerts per window sent singly")
+    alerts_digest_window_s: float = Field(300.0, gt=0)
+    alerts_smtp_host: str = "127.0.0.1"
+    alerts_smtp_port: int = Field(1025, ge=1, le=65535)
+    alerts_smtp_username: str | None = None
+    alerts_smtp_password: SecretStr | None = None
+    alerts_smtp_security: Literal["none", "starttls", "tls"] = "none"
+    alerts_mail_from: str = Field("netral-alerts@localhost", pattern=r"^[^@\s]+@[^@\s]+$")
+    alerts_receiver_file: Path | None = Field(
+        None, description="Where `netral alerts receiver` appends; default <home>/alerts.jsonl")
+    alerts_signature_tolerance_s: float = Field(300.0, gt=0)
+    alerts_metrics_host: str = "127.0.0.1"
+    alerts_metrics_port: int | None = Field(None, ge=1, le=65535,
+                                            description="Serve Prometheus metrics; unset: off")
+
     def state_dir(self) -> Path:
         """The state folder as an absolute path."""
         return self.home.expanduser().resolve()
 
     def resolved_api_keys_file(self) -> Path:
         return self.api_keys_file or self.state_dir() / "api-keys.yaml"
+
+    def resolved_alerts_receiver_file(self) -> Path:
+        return self.alerts_receiver_file or self.state_dir() / "alerts-received.jsonl"
 
     def resolved_monitor_keys_file(self) -> Path:
         return self.monitor_keys_file or self.state_dir() / "monitor-keys.yaml"

@@ -120,7 +120,8 @@ def stream_worker(topics: KafkaConnection, tmp_path_factory: pytest.TempPathFact
     app_id = f"netral-test-{uuid.uuid4().hex[:6]}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("NETRAL_")}
     env.update(NETRAL_KAFKA_BOOTSTRAP=topics.bootstrap, NETRAL_HOME=str(home),
-               NETRAL_WORKER_APP_ID=app_id, NETRAL_LOG_LEVEL="INFO")
+               NETRAL_WORKER_APP_ID=app_id, NETRAL_LOG_LEVEL="INFO",
+               NETRAL_DEADLINE_SCAN_INTERVAL_S="0")
     log = (home / "worker.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "hub", "worker"], env=env, cwd=REPO,
                             stdout=log, stderr=subprocess.STDOUT)

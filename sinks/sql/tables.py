@@ -198,6 +198,30 @@ alerts = Table(
     comment="Early-warning alerts (netral.alerts).",
 )
 
+alert_deliveries = Table(
+    "alert_deliveries",
+    metadata,
+    # one row per (alert, recipient, channel): the key that makes delivery once per recipient
+    Column("dedupe_key", String(MAX_REF), nullable=False),
+    Column("recipient", String(64), nullable=False),
+    Column("channel", String(64), nullable=False),
+    Column("alert_id", String(MAX_ID), nullable=False),
+    # PENDING (claimed, being sent), QUEUED (waits for a digest), SENT, FAILED
+    Column("status", String(SYMBOL_LEN), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("digest_due_at", UtcDateTime()),
+    Column("delivery_id", String(MAX_ID)),
+    # the recipient's (masked) view of a QUEUED alert, so a digest survives a restart
+    Column("view", JsonDocument),
+    Column("error", Text),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    PrimaryKeyConstraint("dedupe_key", "recipient", "channel"),
+    Index(None, "status", "digest_due_at"),
+    Index(None, "alert_id"),
+    comment="Satgas alert deliveries: each alert once per recipient and channel, with outcome.",
+)
+
 # The audit trail is append-only in the database itself, not only by convention of this code.
 # The initial migration creates the same objects; these listeners cover metadata.create_all().
 APPEND_ONLY_SQLITE = [

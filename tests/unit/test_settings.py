@@ -17,7 +17,7 @@ def test_defaults_use_the_local_broker_and_sqlite(monkeypatch: pytest.MonkeyPatc
     settings = NetralSettings()
     assert settings.kafka_bootstrap is None
     assert settings.resolved_database_url().startswith("sqlite:///")
-    assert settings.worker_processing_guarantee == "exactly_once"
+    assert settings.worker_processing_guarantee == "at_least_once"
 
 
 def test_prefix_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
