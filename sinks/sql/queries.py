@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select, true
+from sqlalchemy.orm import Session
 
 from schemas.models import Alert, CaseRecord, CaseState, CaseTransition
 
@@ -113,8 +114,8 @@ class CaseFilter:
 
 
 def position_column() -> ColumnElement[Any]:
-    """The named person's position (``record.person.position``), a JSON path on both dialects."""
-    return cases.c.record["person"]["position"].as_string()
+    """The named person's position (``record.person.position``, kept as a column)."""
+    return cases.c.position
 
 
 # -- cases --------------------------------------------------------------------------------------
@@ -300,9 +301,13 @@ def stats(conn: Executor, *, scope: Scope, filters: CaseFilter | None = None,
                                for v, n in rows))
     trend: list[tuple[date, int]] = []
     if weekly:
-        # bucketed here, not in SQL: week arithmetic differs between SQLite and PostgreSQL
-        opened = conn.execute(select(cases.c.opened_at).where(where)).scalars()
-        weeks = Counter(_monday(at) for at in opened)
+        # days in SQL (one row per day), weeks here: week arithmetic differs between dialects
+        day_of = _wib_day(conn)
+        weeks: Counter[date] = Counter()
+        for day_value, n in conn.execute(select(day_of, func.count()).where(where)
+                                         .group_by(day_of)):
+            day_ = day_value if isinstance(day_value, date) else date.fromisoformat(day_value)
+            weeks[day_ - timedelta(days=day_.weekday())] += int(n)
         day, last = (min(weeks), max(weeks)) if weeks else (date.max, date.min)
         while day <= last:
             trend.append((day, weeks.get(day, 0)))
@@ -310,9 +315,12 @@ def stats(conn: Executor, *, scope: Scope, filters: CaseFilter | None = None,
     return Stats(total=int(total), by=by, weekly=trend)
 
 
-def _monday(at: datetime) -> date:
-    day = (at + timedelta(hours=7)).date()  # the week as seen in Jakarta (WIB)
-    return day - timedelta(days=day.weekday())
+def _wib_day(conn: Executor) -> ColumnElement[Any]:
+    """The Jakarta (WIB) date a case was opened on, in each dialect's SQL."""
+    bind = conn.get_bind() if isinstance(conn, Session) else conn
+    if bind.dialect.name == "postgresql":
+        return func.date(func.timezone("Asia/Jakarta", cases.c.opened_at))
+    return func.date(cases.c.opened_at, "+7 hours")  # SQLite keeps naive UTC
 
 
 # -- alerts -------------------------------------------------------------------------------------
