@@ -188,7 +188,7 @@ def router() -> APIRouter:
             assert found is not None
             timeline = queries.transitions_of(conn, case_id=case_id)
             orders = queries.orders_of(conn, case_ids=[case_id]).get(case_id, [])
-        return page(request, "case.html", who, case=found[0], timeline=timeline, orders=orders)
+        return page(request, "case.html", who, case=found, timeline=timeline, orders=orders)
 
     @r.get("/alerts", response_class=HTMLResponse)
     def alert_feed(request: Request) -> HTMLResponse:

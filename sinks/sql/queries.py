@@ -171,13 +171,10 @@ def list_cases(conn: Executor, *, scope: Scope, filters: CaseFilter,
     return CasePage(items=[CaseSummary(**r) for r in rows], total=int(total))
 
 
-def get_case(conn: Executor, *, case_id: str) -> tuple[CaseRecord, str] | None:
-    """A case's current record and its province (callers check the scope), or None."""
-    row = conn.execute(select(cases.c.record, cases.c.province_code, cases.c.agency_name,
-                              cases.c.agency_code).where(cases.c.case_id == case_id)).first()
-    if row is None:
-        return None
-    return CaseRecord.model_validate(row.record), row.province_code
+def get_case(conn: Executor, *, case_id: str) -> CaseRecord | None:
+    """A case's current record (callers check the scope first, with :func:`in_scope`)."""
+    doc = conn.execute(select(cases.c.record).where(cases.c.case_id == case_id)).scalar()
+    return None if doc is None else CaseRecord.model_validate(doc)
 
 
 def in_scope(conn: Executor, *, case_id: str, scope: Scope) -> bool | None:

@@ -127,9 +127,8 @@ def router() -> APIRouter:
     def get_case(case_id: CaseIdP, who: CaseReaderDep, conn: ConnDep) -> CaseDetailOut:
         """One case: its record, its timeline (audit transitions), sources and SIASN orders."""
         require_case(conn, who, case_id)
-        found = queries.get_case(conn, case_id=case_id)
-        assert found is not None  # require_case saw it
-        record, _ = found
+        record = queries.get_case(conn, case_id=case_id)
+        assert record is not None  # require_case saw it
         timeline = [TransitionOut(at=t.at, from_state=t.from_state, to_state=t.to_state,
                                   rule=t.rule, cause_event_id=t.cause_event_id,
                                   version=t.version)
