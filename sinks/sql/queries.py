@@ -289,13 +289,23 @@ def stats(conn: Executor, *, scope: Scope, filters: CaseFilter | None = None,
     ``weekly`` is False (live counters), by week."""
     where = and_(scope.cases_clause(), (filters or CaseFilter()).clause())
     total = conn.execute(select(func.count()).select_from(cases).where(where)).scalar_one()
-    by: dict[str, dict[str, int]] = {}
     columns = {**DIMENSIONS, "position": position_column()}
-    for name in dimensions or list(columns):
+    wanted = list(dimensions or columns)
+    counts: dict[str, Counter[str]] = {name: Counter() for name in wanted}
+    # indexed dimensions one query each; the small ones together in one scan (their value
+    # combinations are few: at most types x levels x elections x positions)
+    joint = [name for name in wanted if name in _SMALL_DIMENSIONS]
+    for name in (n for n in wanted if n not in _SMALL_DIMENSIONS):
         column = columns[name]
-        rows = conn.execute(select(column, func.count()).where(where).group_by(column)).all()
-        by[name] = dict(sorted(((str(v) if v is not None else "UNKNOWN"), int(n))
-                               for v, n in rows))
+        for value, n in conn.execute(select(column, func.count()).where(where)
+                                     .group_by(column)):
+            counts[name][_label(value)] += int(n)
+    if joint:
+        group = [columns[name] for name in joint]
+        for row in conn.execute(select(*group, func.count()).where(where).group_by(*group)):
+            for name, value in zip(joint, row[:-1], strict=True):
+                counts[name][_label(value)] += int(row[-1])
+    by = {name: dict(sorted(counts[name].items())) for name in wanted}
     trend: list[tuple[date, int]] = []
     if weekly:
         # days in SQL (one row per day), weeks here: week arithmetic differs between dialects
@@ -310,6 +320,13 @@ def stats(conn: Executor, *, scope: Scope, filters: CaseFilter | None = None,
             trend.append((day, weeks.get(day, 0)))
             day += timedelta(days=7)
     return Stats(total=int(total), by=by, weekly=trend)
+
+
+_SMALL_DIMENSIONS = frozenset({"violation_type", "level", "election", "position"})
+
+
+def _label(value: object) -> str:
+    return "UNKNOWN" if value is None else str(value)
 
 
 def _wib_day(conn: Executor) -> ColumnElement[Any]:
