@@ -26,6 +26,8 @@ SECTIONS = [
      "same simulated wave)", "python -m bench.cases 3000"),
     ("bench.ingest", "Ingest: outbox relay and HTTP ingest against a plain producer",
      "python -m bench.ingest 20000"),
+    ("bench.monitor", "Monitoring API latency on 100,000 cases against the bare queries",
+     "python -m bench.monitor 100000"),
 ]
 PACKAGES = ["faust-streaming", "aiokafka", "fastavro", "pydantic", "SQLAlchemy"]
 

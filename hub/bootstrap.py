@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from schemas.codec import AvroCodec
 from schemas.errors import ConfigError
 from schemas.kafka import KafkaConnection
@@ -11,6 +13,9 @@ from streams.config import StreamsConfig
 
 from .broker.local import LocalBroker
 from .settings import NetralSettings
+
+if TYPE_CHECKING:
+    from .api.deps import Monitor
 
 
 def local_broker(settings: NetralSettings) -> LocalBroker:
@@ -88,3 +93,21 @@ def smtp_config(settings: NetralSettings) -> SmtpConfig:
                       username=settings.alerts_smtp_username,
                       password=settings.alerts_smtp_password,
                       security=settings.alerts_smtp_security)
+
+
+def monitor(settings: NetralSettings) -> Monitor:
+    """The monitoring API's services: the national record's engine, the monitoring keys."""
+    from sinks.sql.engine import create_sql_engine
+
+    from .api.access import MonitorKeyStore
+    from .api.deps import Monitor
+
+    return Monitor(
+        engine=create_sql_engine(settings.resolved_database_url()),
+        keys=MonitorKeyStore.load(settings.resolved_monitor_keys_file()),
+        page_max=settings.api_page_max,
+        deadline_risk_days=settings.deadline_risk_days,
+        poll_s=settings.dashboard_poll_s,
+        lag_refresh_s=settings.lag_refresh_s,
+        lag_timeout_s=settings.lag_timeout_s,
+    )

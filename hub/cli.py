@@ -18,6 +18,7 @@ from .commands.connector import connector_app
 from .commands.db import db_app
 from .commands.dlq import dlq_app
 from .commands.file_import import import_
+from .commands.lag import lag
 from .commands.mock_siasn import mock_siasn
 from .commands.siasn_adapter import siasn_adapter
 from .commands.simulate import simulate_cmd
@@ -51,6 +52,7 @@ app.command("demo")(demo)
 app.command("asyncapi")(asyncapi)
 app.command("api")(api)
 app.command("import")(import_)
+app.command("lag")(lag)
 app.command("simulate")(simulate_cmd)
 app.command("mock-siasn")(mock_siasn)
 app.command("siasn-adapter")(siasn_adapter)
