@@ -20,6 +20,7 @@ from .commands.dlq import dlq_app
 from .commands.file_import import import_
 from .commands.lag import lag
 from .commands.mock_siasn import mock_siasn
+from .commands.replay import replay
 from .commands.siasn_adapter import siasn_adapter
 from .commands.simulate import simulate_cmd
 from .commands.sql_sink import sql_sink
@@ -47,6 +48,7 @@ app.add_typer(cases_app, name="cases")
 app.add_typer(alerts_app, name="alerts")
 app.command("sql-sink")(sql_sink)
 app.command("worker")(worker)
+app.command("replay")(replay)
 app.command("up")(up)
 app.command("demo")(demo)
 app.command("asyncapi")(asyncapi)

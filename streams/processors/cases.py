@@ -42,6 +42,7 @@ from .dead_letters import to_dlq
 STAGE = "cases"
 JOURNAL = "cases-journal"
 JOURNAL_PARTITION = 0
+WRITER_HEADER = "netral.writer"
 log = logging.getLogger(__name__)
 
 
@@ -53,6 +54,8 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
     journal = app.Table(JOURNAL, partitions=1, key_type=bytes, value_type=bytes,  # raw bytes
                         help="Every input the cases stage took, in order, with its clock.")
     held: dict[str, CaseStage] = {}
+    # Which application wrote an output: the live worker, or a `netral replay` under its own id.
+    writer = [(WRITER_HEADER, str(app.conf.id).encode())]
 
     def stage() -> CaseStage:
         """The stage for the journal as it is now (rebuilt after a restart or rebalance)."""
@@ -84,7 +87,7 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
         for a in out.alerts:
             sends.append((ALERTS, a.region_code, codec.encode(a.avro_name, a.to_avro(),
                                                               topic=ALERTS)))
-        futures = [await app.producer.send(topic, key.encode(), value, None, None, None)
+        futures = [await app.producer.send(topic, key.encode(), value, None, None, writer)
                    for topic, key, value in sends]
         for dead in out.dead_letters:
             futures.append(await _orphan_letter(dead.event, dead.reason))
