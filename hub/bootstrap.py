@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import SecretStr
 
 from schemas.codec import AvroCodec
@@ -13,6 +15,9 @@ from streams.config import StreamsConfig
 
 from .broker.local import LocalBroker
 from .settings import NetralSettings
+
+if TYPE_CHECKING:
+    from .api.deps import Monitor
 
 
 def local_broker(settings: NetralSettings, *, secure: bool = False) -> LocalBroker:
@@ -143,3 +148,21 @@ def service_env(settings: NetralSettings, service: str) -> dict[str, str]:
     admin.set_password(user, password)
     return connection_env(conn.model_copy(update={"username": user,
                                                   "password": SecretStr(password)}))
+
+
+def monitor(settings: NetralSettings) -> Monitor:
+    """The monitoring API's services: the national record's engine, the monitoring keys."""
+    from sinks.sql.engine import create_sql_engine
+
+    from .api.access import MonitorKeyStore
+    from .api.deps import Monitor
+
+    return Monitor(
+        engine=create_sql_engine(settings.resolved_database_url()),
+        keys=MonitorKeyStore.load(settings.resolved_monitor_keys_file()),
+        page_max=settings.api_page_max,
+        deadline_risk_days=settings.deadline_risk_days,
+        poll_s=settings.dashboard_poll_s,
+        lag_refresh_s=settings.lag_refresh_s,
+        lag_timeout_s=settings.lag_timeout_s,
+    )

@@ -18,9 +18,11 @@ from .commands.connector import connector_app
 from .commands.db import db_app
 from .commands.dlq import dlq_app
 from .commands.file_import import import_
+from .commands.lag import lag
 from .commands.mock_siasn import mock_siasn
 from .commands.principals import principals_app
 from .commands.purge import purge
+from .commands.replay import replay
 from .commands.siasn_adapter import siasn_adapter
 from .commands.simulate import simulate_cmd
 from .commands.sql_sink import sql_sink
@@ -48,11 +50,13 @@ app.add_typer(cases_app, name="cases")
 app.add_typer(alerts_app, name="alerts")
 app.command("sql-sink")(sql_sink)
 app.command("worker")(worker)
+app.command("replay")(replay)
 app.command("up")(up)
 app.command("demo")(demo)
 app.command("asyncapi")(asyncapi)
 app.command("api")(api)
 app.command("import")(import_)
+app.command("lag")(lag)
 app.command("simulate")(simulate_cmd)
 app.command("mock-siasn")(mock_siasn)
 app.command("siasn-adapter")(siasn_adapter)

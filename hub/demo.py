@@ -122,7 +122,7 @@ def run_demo(settings: NetralSettings, *, cases: int, keep: bool, console: Conso
                       f"in {elapsed:.1f}s")
         if len(got) < len(wanted) or len(letters) < len(bad_keys):
             raise SystemExit(f"demo incomplete: see {log_path}")
-        run_record_phase(settings, conn, truth, console)
+        run_record_phase(settings, conn, truth, console, keep=keep)
     finally:
         if keep:
             console.print("--keep: broker and worker keep running; stop them with "

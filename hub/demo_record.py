@@ -105,7 +105,7 @@ def _wait_http(url: str, timeout_s: float = 60) -> None:
 
 
 def run_record_phase(settings: NetralSettings, conn: KafkaConnection, truth: Path,
-                     console: Console) -> None:
+                     console: Console, *, keep: bool = False) -> None:
     lines = [json.loads(x) for x in truth.read_text().splitlines()]
     result: list[MergeScore] = []
 
@@ -164,9 +164,31 @@ def run_record_phase(settings: NetralSettings, conn: KafkaConnection, truth: Pat
                       f"per NIP at most); adapter results: {dict(outcomes)}")
         _show_sql(console, settings.resolved_database_url(), len(latest(got[CASES])))
         _show_alerts(console, received)
+        api_port = free_port()
+        procs.append(_spawn(["api", "--port", str(api_port)], env, logs / "api.log"))
+        _dashboard(console, settings, api_port, keep)
     finally:
-        for proc in reversed(procs):
-            stop_process(proc)
+        if keep:
+            console.print("--keep: the API, SIASN adapter, sinks and mock SIASN keep running")
+        else:
+            for proc in reversed(procs):
+                stop_process(proc)
+
+
+def _dashboard(console: Console, settings: NetralSettings, port: int, keep: bool) -> None:
+    """A national demo key, the national figures through the API, and where to look."""
+    from .api.access import Role, add_monitor_key
+
+    key = add_monitor_key(settings.resolved_monitor_keys_file(), Role.NATIONAL, label="demo")
+    base = f"http://127.0.0.1:{port}"
+    _wait_http(f"{base}/health")
+    stats = httpx.get(f"{base}/v1/stats", headers={"X-API-Key": key}, timeout=30)
+    stats.raise_for_status()
+    body = stats.json()
+    console.print(f"monitoring API {base}: GET /v1/stats -> {body.get('total')} cases, by state "
+                  f"{body.get('by', {}).get('state')}")
+    console.print(f"[bold]dashboard: {base}/dashboard[/] (national demo key: [bold]{key}[/])"
+                  + ("" if keep else "; run `netral demo --keep` to leave it running"))
 
 
 def _show_alerts(console: Console, received: Path) -> None:

@@ -38,6 +38,7 @@ from schemas.topics import (
 RAW_PREFIX = "netral.raw."
 DLQ_PREFIX = "netral.dlq."
 HUB_PREFIX = "netral."
+GROUP_PREFIX = "netral"
 MECHANISM = "SCRAM-SHA-512"
 SCRAM_ITERATIONS = 8192
 
@@ -105,6 +106,12 @@ def _transactions(prefix: str) -> list[Grant]:
             Grant("transactional_id", prefix, "DESCRIBE", prefixed=True)]
 
 
+def _lag() -> list[Grant]:
+    # the hub's groups are named netral-<service>, its topics netral.<name>
+    return [Grant("topic", HUB_PREFIX, "DESCRIBE", prefixed=True),
+            Grant("group", GROUP_PREFIX, "DESCRIBE", prefixed=True)]
+
+
 def grants_for(agency: Agency | None = None, service: Service | None = None,
                names: Names | None = None) -> list[Grant]:
     """The least rights of one role (everything else is denied by the broker).
@@ -116,9 +123,10 @@ def grants_for(agency: Agency | None = None, service: Service | None = None,
       own their app id's internal topics, consumer group and transactional ids (Faust uses
       ``<app id>-...`` for all three);
     - only the SIASN adapter reads ``netral.orders.siasn``;
-    - the API writes (HTTP ingest) every raw topic, operator commands and the ingest DLQ;
+    - the API writes (HTTP ingest) every raw topic, operator commands and the ingest DLQ, and
+      describes topics and groups for the lag it exports;
     - the SQL sink reads the output topics it stores; the alert service reads alerts;
-    - the lag tool only describes topics and groups.
+    - the lag tool only describes topics and groups (``netral.*`` topics, ``netral*`` groups).
     """
     return list(dict.fromkeys(_grants(agency, service, names or Names())))
 
@@ -144,16 +152,15 @@ def _grants(agency: Agency | None, service: Service | None, n: Names) -> list[Gr
                     *_group(n.siasn_group), *_transactions(n.siasn_group)]
         case Service.ALERTS:
             return [*_read(ALERTS), *_write(dlq_topic(DlqStage.ALERTS)), *_group(n.alerts_group)]
-        case Service.API:
+        case Service.API:  # ingest, review commands, and the lag behind /metrics
             return [*[Grant("topic", RAW_PREFIX, op, prefixed=True)
                       for op in ("WRITE", "DESCRIBE")],
-                    *_write(COMMANDS, dlq_topic(DlqStage.INGEST))]
+                    *_write(COMMANDS, dlq_topic(DlqStage.INGEST)), *_lag()]
         case Service.SQL_SINK:
             return [*_read(CASES, CASE_EVENTS, ORDERS_SIASN, ORDERS_SIASN_RESULTS, ALERTS),
                     *_write(dlq_topic(DlqStage.SQL)), *_group(n.sql_group)]
         case Service.LAG:
-            return [Grant("topic", HUB_PREFIX, "DESCRIBE", prefixed=True),
-                    Grant("group", HUB_PREFIX, "DESCRIBE", prefixed=True)]
+            return _lag()
     raise ConfigError(f"unknown service {service!r}")  # pragma: no cover (enum is exhaustive)
 
 

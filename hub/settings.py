@@ -83,6 +83,19 @@ class NetralSettings(BaseSettings):
     # Retention of personal data in the national record (`netral purge` without --older-than).
     personal_data_retention_days: int | None = Field(None, ge=1, le=36500)
 
+    # Monitoring API and dashboard (roles by key, sessions, live updates, lag).
+    monitor_keys_file: Path | None = Field(None, description="Default: <home>/monitor-keys.yaml")
+    api_session_secret: SecretStr | None = Field(
+        None, description="Signs dashboard session cookies; required when NETRAL_ENV=prod")
+    api_session_max_age_s: int = Field(8 * 3600, ge=60, le=30 * 86400)
+    api_page_max: int = Field(500, ge=1, le=10_000, description="Largest page of /v1/cases")
+    dashboard_poll_s: float = Field(2.0, gt=0, le=60, description="SSE refresh interval")
+    deadline_risk_days: int = Field(3, ge=0, le=30,
+                                    description="Working days left that count as at risk")
+    lag_refresh_s: float = Field(15.0, gt=0, le=3600,
+                                 description="How often the API refreshes lag for /metrics")
+    lag_timeout_s: float = Field(10.0, gt=0, le=300, description="Broker timeout of lag reads")
+
     # Wire format and stores.
     schema_registry_url: str | None = None
     database_url: str | None = None
@@ -124,6 +137,22 @@ class NetralSettings(BaseSettings):
 
     def resolved_alerts_receiver_file(self) -> Path:
         return self.alerts_receiver_file or self.state_dir() / "alerts-received.jsonl"
+
+    def resolved_monitor_keys_file(self) -> Path:
+        return self.monitor_keys_file or self.state_dir() / "monitor-keys.yaml"
+
+    def session_secret(self) -> str | None:
+        """The cookie-signing secret; None in dev means "a random one per process"."""
+        if self.api_session_secret is not None:
+            value = self.api_session_secret.get_secret_value()
+            if len(value) < 32:
+                raise ConfigError("setting NETRAL_API_SESSION_SECRET is too short: use at least "
+                                  "32 random characters")
+            return value
+        if self.env == "prod":
+            raise ConfigError("setting NETRAL_API_SESSION_SECRET is required when "
+                              "NETRAL_ENV=prod (32+ random characters)")
+        return None
 
     def resolved_database_url(self) -> str:
         """The SQL URL, defaulting to SQLite in the state folder."""

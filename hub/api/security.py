@@ -21,12 +21,18 @@ HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
 )
 STRICT_CSP = b"default-src 'none'; frame-ancestors 'none'"
+# HTML pages (the dashboard): scripts only from this origin (htmx is served from /static), the
+# inline <style> and style attributes the templates use, SSE and forms back to this origin.
+PAGE_CSP = (b"default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+            b"img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; "
+            b"frame-ancestors 'none'")
 # The interactive docs load Swagger UI / ReDoc from their CDN; everything else gets STRICT_CSP.
 DOCS_CSP = (b"default-src 'none'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
             b"style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
             b"img-src 'self' data: https://fastapi.tiangolo.com; connect-src 'self'; "
             b"frame-ancestors 'none'")
 DOCS_PATHS = ("/docs", "/redoc")
+STATIC_PATHS = ("/static/",)
 HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 
 
@@ -41,16 +47,22 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         path = str(scope.get("path", ""))
-        csp = DOCS_CSP if path.startswith(DOCS_PATHS) else STRICT_CSP
-        extra = [*HEADERS, (b"content-security-policy", csp)]
+        static = path.startswith(STATIC_PATHS)
+        # the shipped static files may be cached; everything else may carry personal data
+        base = [h for h in HEADERS if not (static and h[0] == b"cache-control")]
         if scope.get("scheme") == "https":
-            extra.append(HSTS)
+            base.append(HSTS)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                present = {k.lower() for k, _ in message.get("headers", [])}
-                message["headers"] = [*message.get("headers", []),
-                                      *(h for h in extra if h[0] not in present)]
+                headers = list(message.get("headers", []))
+                present = {k.lower() for k, _ in headers}
+                html = any(k.lower() == b"content-type" and v.startswith(b"text/html")
+                           for k, v in headers)
+                csp = (DOCS_CSP if path.startswith(DOCS_PATHS)
+                       else PAGE_CSP if html else STRICT_CSP)
+                extra = [*base, (b"content-security-policy", csp)]
+                message["headers"] = [*headers, *(h for h in extra if h[0] not in present)]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -107,6 +107,8 @@ cases = Table(
     Column("province_code", String(2), nullable=False),
     Column("violation_type", String(SYMBOL_LEN), nullable=False),
     Column("violation_kind", String(SYMBOL_LEN)),
+    # record.person.position, for filters and statistics (migration 0003)
+    Column("position", String(SYMBOL_LEN)),
     Column("level", String(SYMBOL_LEN)),
     Column("ppk_name", String(MAX_NAME)),
     Column("ppk_agency_code", String(MAX_ID)),
@@ -124,6 +126,7 @@ cases = Table(
     Index(None, "updated_at"),
     Index(None, "nip"),
     Index(None, "next_deadline"),
+    Index(None, "position"),
     comment="One row per case: the highest version of its CaseRecord (netral.cases).",
 )
 

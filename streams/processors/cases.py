@@ -4,10 +4,10 @@ CaseRecords, CaseTransitions, SiasnOrders, alerts and dead letters out.
 Thin by design: the rules live in :mod:`streams.rules.cases`, the stage's state and journal in
 :mod:`streams.rules.stage`. Per batch: take every input (a bad one goes to ``netral.dlq.cases``
 with the reason and the stage is untouched), publish what they produced and wait for the acks,
-then journal the inputs in the changelog-backed table ``cases-journal``. Outputs before journal:
-a crash in between re-takes the inputs, which re-emits the same ids (the sinks and SIASN drop
-them), where the other order would have lost the outputs. After a restart or a rebalance the
-book is rebuilt from the journal before the first batch.
+then journal the batch's inputs (one entry) in the changelog-backed table ``cases-journal``.
+Outputs before journal: a crash in between re-takes the inputs, which re-emits the same ids
+(the sinks and SIASN drop them), where the other order would have lost the outputs. After a
+restart or a rebalance the book is rebuilt from the journal before the first batch.
 
 Deadline scans are inputs too: the leader's timer publishes a DeadlineTick to
 ``netral.deadline-ticks`` (Faust tables can only change inside a stream, and a tick taken in
@@ -35,13 +35,14 @@ from ..config import StreamsConfig
 from ..rules.calendar import default_calendar
 from ..rules.cases import Outputs
 from ..rules.policy import load_policies
-from ..rules.stage import KIND_BY_TOPIC, CaseStage, pack
+from ..rules.stage import KIND_BY_TOPIC, CaseStage, InputKind, pack
 from ..topics import HubTopics
 from .dead_letters import to_dlq
 
 STAGE = "cases"
 JOURNAL = "cases-journal"
 JOURNAL_PARTITION = 0
+WRITER_HEADER = "netral.writer"
 log = logging.getLogger(__name__)
 
 
@@ -53,18 +54,20 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
     journal = app.Table(JOURNAL, partitions=1, key_type=bytes, value_type=bytes,  # raw bytes
                         help="Every input the cases stage took, in order, with its clock.")
     held: dict[str, CaseStage] = {}
+    # Which application wrote an output: the live worker, or a `netral replay` under its own id.
+    writer = [(WRITER_HEADER, str(app.conf.id).encode())]
 
     def stage() -> CaseStage:
         """The stage for the journal as it is now (rebuilt after a restart or rebalance)."""
         current = held.get("stage")
-        if current is not None and current.taken == len(journal):
+        if current is not None and current.entries == len(journal):
             return current
         fresh = CaseStage(codec, default_calendar(), load_policies())
         keys = sorted(journal.keys())
         fresh.replay((journal.data[k] for k in keys), on_error=lambda i, err: log.error(
             "cases: journal entry %d no longer applies: %s", i, err))
-        log.info("cases: national record rebuilt from %d journal entries: %d cases",
-                 fresh.taken, len(fresh.book.cases))
+        log.info("cases: national record rebuilt from %d inputs in %d journal entries: %d cases",
+                 fresh.taken, fresh.entries, len(fresh.book.cases))
         held["stage"] = fresh
         return fresh
 
@@ -84,7 +87,7 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
         for a in out.alerts:
             sends.append((ALERTS, a.region_code, codec.encode(a.avro_name, a.to_avro(),
                                                               topic=ALERTS)))
-        futures = [await app.producer.send(topic, key.encode(), value, None, None, None)
+        futures = [await app.producer.send(topic, key.encode(), value, None, None, writer)
                    for topic, key, value in sends]
         for dead in out.dead_letters:
             futures.append(await _orphan_letter(dead.event, dead.reason))
@@ -104,8 +107,7 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
         batches = stream.take_events(cfg.batch_size, within=cfg.batch_within_s)  # type: ignore[attr-defined]
         async for batch in batches:
             current = stage()
-            first = current.taken
-            taken: list[bytes] = []
+            taken: list[tuple[InputKind, bytes]] = []
             pending: list[Awaitable[Any]] = []
             try:
                 for event in batch:
@@ -121,17 +123,19 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
                                       msg.topic, msg.partition, msg.offset)
                         await to_dlq(topics, STAGE, msg, err)
                         continue
-                    taken.append(pack(kind, msg.value or b""))
+                    taken.append((kind, msg.value or b""))
                     pending += await publish(out)
                 await asyncio.gather(*pending)
             except BaseException:
                 held.pop("stage", None)  # the book ran ahead of the journal: rebuild it
                 raise
-            for i, entry in enumerate(taken, start=first):
+            if taken:
                 # Written to the store and changelog directly: inside take_events the agent
                 # has no current event, which Table.__setitem__ needs to pick the partition.
-                journal.data[journal_key(i)] = entry
-                journal.send_changelog(JOURNAL_PARTITION, journal_key(i), entry)
+                key, entry = journal_key(current.entries), pack(taken)
+                journal.data[key] = entry
+                journal.send_changelog(JOURNAL_PARTITION, key, entry)
+                current.entries += 1
 
     if cfg.deadline_scan_interval_s > 0:
         @app.timer(interval=cfg.deadline_scan_interval_s, on_leader=True)

@@ -10,13 +10,15 @@ reaches the same book, so nothing is forgotten; an input taken again (its offset
 committed before the crash) is a no-op or re-emits the same ids (event ids, command ids,
 deterministic transition and order ids), so nothing takes effect twice.
 
-A journal entry is ``kind`` (1 byte) + the input's own Avro bytes, exactly as consumed, so the
-journal replays under any later reader schema.
+A journal entry holds the inputs of one batch: for each, ``kind`` (1 byte), length (4 bytes,
+big-endian) and the input's own Avro bytes exactly as consumed, so the journal replays under any
+later reader schema; one changelog write per batch, not per input.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import struct
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from enum import Enum
@@ -80,13 +82,22 @@ def jakarta_date(at: datetime) -> date:
     return at.astimezone(WIB).date()
 
 
-def pack(kind: InputKind, value: bytes) -> bytes:
-    """One journal entry: the input's kind and its bytes."""
-    return kind.value + value
+_LENGTH = struct.Struct(">I")
 
 
-def unpack(entry: bytes) -> tuple[InputKind, bytes]:
-    return InputKind(entry[:1]), entry[1:]
+def pack(inputs: Iterable[tuple[InputKind, bytes]]) -> bytes:
+    """One journal entry: the inputs of a batch, in the order they were taken."""
+    return b"".join(kind.value + _LENGTH.pack(len(value)) + value for kind, value in inputs)
+
+
+def unpack(entry: bytes) -> Iterator[tuple[InputKind, bytes]]:
+    at = 0
+    while at < len(entry):
+        kind = InputKind(entry[at:at + 1])
+        (size,) = _LENGTH.unpack_from(entry, at + 1)
+        start = at + 1 + _LENGTH.size
+        yield kind, entry[start:start + size]
+        at = start + size
 
 
 def input_time(record: AvroRecord) -> datetime:
@@ -101,8 +112,9 @@ def input_time(record: AvroRecord) -> datetime:
 class CaseStage:
     """The book and the election policies of the national record, and how inputs change them.
 
-    ``taken`` counts the inputs applied (journal entries), so the agent can tell whether the
-    book it holds reflects its table after a rebalance. ``clock``: the latest input time.
+    ``taken`` counts the inputs applied; ``entries`` the journal entries they came in, so the
+    agent can tell whether the book it holds reflects its table after a rebalance. ``clock``:
+    the latest input time.
     """
 
     codec: AvroCodec
@@ -110,6 +122,7 @@ class CaseStage:
     policies: Policies
     book: CaseBook = field(default_factory=CaseBook)
     taken: int = 0
+    entries: int = 0
     clock: datetime = EPOCH
 
     def decode(self, kind: InputKind, value: bytes | None) -> AvroRecord:
@@ -149,16 +162,18 @@ class CaseStage:
 
     def replay(self, entries: Iterable[bytes],
                on_error: Callable[[int, InvalidMessage], None] | None = None) -> int:
-        """Re-apply journal entries in order (outputs are dropped: they were published)."""
+        """Re-apply journal entries in order (outputs are dropped: they were published);
+        returns the inputs replayed."""
         count = 0
         for entry in entries:
-            kind, value = unpack(entry)
-            try:
-                self.take(kind, value)
-            except InvalidMessage as err:
-                # Journaled inputs were valid when taken; a rule changed since. Say so, go on.
-                if on_error is not None:
-                    on_error(count, err)
-            count += 1
+            self.entries += 1
+            for kind, value in unpack(entry):
+                try:
+                    self.take(kind, value)
+                except InvalidMessage as err:
+                    # Journaled inputs were valid when taken; a rule changed since. Say so.
+                    if on_error is not None:
+                        on_error(count, err)
+                count += 1
         self.taken = count
         return count

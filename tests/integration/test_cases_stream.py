@@ -7,7 +7,8 @@ worker is killed again. At the end, against the simulator's ground truth: every 
 ``netral.cases`` with a state its outcome allows, merge precision/recall on target, every
 overdue case blocked by exactly one order id, the relay's re-sends dropped by event id.
 
-Its own broker, so ``netral.cases`` holds only what this module's workers wrote.
+Its own broker (``private_broker``), so ``netral.cases`` holds only what this module's workers
+wrote.
 ``NETRAL_TEST_SIGKILLS`` (default 3) and ``NETRAL_TEST_CASES`` (default 150) scale it up.
 """
 
@@ -22,7 +23,6 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -32,34 +32,21 @@ from aiokafka import ConsumerRecord
 from connectors.scoring import MergeScore, score
 from connectors.sim_runner import publish_wave
 from connectors.simulator import SimConfig, iter_truth_lines, simulate
-from hub.broker.local import LocalBroker
 from hub.kafka_admin import wait_group_stable
 from schemas.codec import AvroCodec
 from schemas.errors import RetriableError
 from schemas.kafka import KafkaConnection
-from schemas.models import CaseRecord, CaseState, DeadlineTick, OrderAction, SiasnOrder
+from schemas.models import CaseState, DeadlineTick, OrderAction, SiasnOrder
 from schemas.topics import CASES, DEADLINE_TICKS, ORDERS_SIASN
 from streams.rules.escalation import order_id
 from tests.fixtures.kafka_tools import consume_until, produce
-from tests.helpers import REPO, netral
+from tests.fixtures.national_record import latest_cases
+from tests.helpers import REPO
 
 pytestmark = pytest.mark.integration
 CODEC = AvroCodec()
 KILLS = int(os.environ.get("NETRAL_TEST_SIGKILLS", "3"))
 CASES_N = int(os.environ.get("NETRAL_TEST_CASES", "150"))
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaConnection]:
-    home = tmp_path_factory.mktemp("cases-broker")
-    local = LocalBroker(home, port=0, controller_port=0, heap_mb=512,
-                        dist_dir=REPO / ".netral" / "dist")
-    bootstrap, _ = local.start(timeout_s=120)
-    try:
-        netral("topics", "create", env={"NETRAL_KAFKA_BOOTSTRAP": bootstrap}, check=True)
-        yield KafkaConnection(bootstrap=bootstrap, client_id="netral-tests")
-    finally:
-        local.stop()
 
 
 class Worker:
@@ -106,20 +93,6 @@ class Worker:
         return (self.home / "worker.log").read_text(errors="replace")
 
 
-def latest_cases(records: list[ConsumerRecord]) -> dict[str, CaseRecord]:
-    """The compacted view: the highest version per case id; a tombstone removes the case."""
-    out: dict[str, CaseRecord] = {}
-    for rec in records:
-        key = rec.key.decode()
-        if rec.value is None:
-            out.pop(key, None)
-            continue
-        case = CaseRecord.from_avro(CODEC.decode(rec.value).value)
-        if key not in out or case.version >= out[key].version:
-            out[key] = case
-    return out
-
-
 def kill_at_random_moments(worker: Worker, rng: random.Random, kills: int) -> None:
     for _ in range(kills):
         time.sleep(rng.uniform(0.5, 4.0))  # a random moment in the stream, not a wait for state
@@ -127,15 +100,15 @@ def kill_at_random_moments(worker: Worker, rng: random.Random, kills: int) -> No
         worker.start()
 
 
-def test_sigkilled_workers_build_the_national_record_once(broker: KafkaConnection,
+def test_sigkilled_workers_build_the_national_record_once(private_broker: KafkaConnection,
                                                           tmp_path: Path) -> None:
     rng = random.Random(int(os.environ.get("NETRAL_TEST_SEED", "1")))
     sim = simulate(SimConfig(cases=CASES_N, duplicate_rate=0.2, name_only_rate=0.1, seed=31))
     truth = list(iter_truth_lines(sim))
-    wave = asyncio.run(publish_wave(sim, broker, tmp_path / "outboxes"))
+    wave = asyncio.run(publish_wave(sim, private_broker, tmp_path / "outboxes"))
     assert wave.sent == len(sim.events)
 
-    worker = Worker(broker, tmp_path)
+    worker = Worker(private_broker, tmp_path)
     worker.start()
     try:
         kill_at_random_moments(worker, rng, KILLS)
@@ -146,7 +119,7 @@ def test_sigkilled_workers_build_the_national_record_once(broker: KafkaConnectio
             seen.append(result)
             return result.events_missing == 0 and result.cases_found == len(truth) - 0
 
-        records = asyncio.run(consume_until(broker, [CASES], complete, timeout_s=300))
+        records = asyncio.run(consume_until(private_broker, [CASES], complete, timeout_s=300))
         cases = latest_cases(records)
         result = score(truth, cases.values())
         print(f"after {worker.starts} starts ({KILLS} SIGKILLs): {result.line()}")
@@ -160,14 +133,15 @@ def test_sigkilled_workers_build_the_national_record_once(broker: KafkaConnectio
         assert overdue, "the wave should leave cases awaiting the PPK"
         first = min(c.next_deadline for c in overdue.values() if c.next_deadline)
         days = [first + timedelta(days=i) for i in range(0, 120)]
-        asyncio.run(produce(broker, DEADLINE_TICKS, [(b"test", tick(d), None) for d in days]))
+        asyncio.run(produce(private_broker, DEADLINE_TICKS,
+                            [(b"test", tick(d), None) for d in days]))
         kill_at_random_moments(worker, rng, max(1, KILLS // 2))
         wanted = {order_id(c, OrderAction.BLOCK) for c in overdue}
 
         def blocked(records: list[ConsumerRecord]) -> bool:
             return wanted <= {o.order_id for o in orders_of(records)}
 
-        orders = orders_of(asyncio.run(consume_until(broker, [ORDERS_SIASN], blocked,
+        orders = orders_of(asyncio.run(consume_until(private_broker, [ORDERS_SIASN], blocked,
                                                      timeout_s=300)))
         by_id = Counter(o.order_id for o in orders)
         print(f"{len(wanted)} overdue cases: {len(by_id)} distinct order ids, "
@@ -176,7 +150,7 @@ def test_sigkilled_workers_build_the_national_record_once(broker: KafkaConnectio
         assert all(o.action is OrderAction.BLOCK for o in orders)
         assert {o.nip for o in orders} == {overdue[o.case_id].person.nip for o in orders}
         final = latest_cases(asyncio.run(consume_until(
-            broker, [CASES], lambda rs: all(
+            private_broker, [CASES], lambda rs: all(
                 latest_cases(rs).get(c) is not None
                 and latest_cases(rs)[c].state is CaseState.BLOCKED for c in overdue),
             timeout_s=120)))

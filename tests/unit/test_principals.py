@@ -59,8 +59,11 @@ def test_the_api_publishes_raw_and_commands_and_reads_no_topic() -> None:
     assert not any(g.operation == "READ" for g in grants)
 
 
-def test_lag_only_describes() -> None:
-    assert {g.operation for g in grants_for(service=Service.LAG)} == {"DESCRIBE"}
+def test_lag_only_describes_the_hubs_topics_and_groups() -> None:
+    grants = grants_for(service=Service.LAG)
+    assert {g.operation for g in grants} == {"DESCRIBE"}
+    assert _may(grants, "DESCRIBE", "group", "netral-sql-sink")
+    assert _may(grants, "DESCRIBE", "topic", "netral.cases")
 
 
 @pytest.mark.parametrize(("agency", "service"), ROLES)
@@ -69,7 +72,7 @@ def test_grants_have_no_duplicates_and_no_wildcards(agency: Agency | None,
     grants = grants_for(agency, service)
     assert len(grants) == len(set(grants))
     assert all(g.name not in ("", "*") for g in grants)
-    assert not any(g.prefixed and g.name == "netral." and g.operation != "DESCRIBE"
+    assert not any(g.prefixed and g.name in ("netral.", "netral") and g.operation != "DESCRIBE"
                    for g in grants)
 
 

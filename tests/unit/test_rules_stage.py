@@ -58,8 +58,11 @@ def overdue_case_inputs() -> list[tuple[InputKind, bytes]]:
     return inputs
 
 
-def test_journal_entry_round_trips_kind_and_bytes() -> None:
-    assert unpack(pack(InputKind.TICK, b"\xc3\x01abc")) == (InputKind.TICK, b"\xc3\x01abc")
+def test_journal_entry_round_trips_kinds_and_bytes_of_a_batch() -> None:
+    batch = [(InputKind.TICK, b"\xc3\x01abc"), (InputKind.EVENT, b""),
+             (InputKind.REVIEW, bytes(range(256)) * 3)]
+    assert list(unpack(pack(batch))) == batch
+    assert list(unpack(b"")) == []
 
 
 def test_jakarta_date_is_the_wib_calendar_day() -> None:
@@ -86,12 +89,12 @@ def test_ticks_escalate_to_one_block_and_the_sanction_unblocks() -> None:
 
 def test_replay_of_the_journal_reaches_the_same_book_and_policies() -> None:
     live = new_stage()
-    journal = []
-    for kind, value in overdue_case_inputs():
+    inputs = overdue_case_inputs()
+    for kind, value in inputs:
         live.take(kind, value)
-        journal.append(pack(kind, value))
+    journal = [pack(inputs[:2]), pack(inputs[2:3]), pack(inputs[3:])]  # three batches
     rebuilt = new_stage()
-    assert rebuilt.replay(journal) == len(journal)
+    assert rebuilt.replay(journal) == len(inputs) and rebuilt.entries == 3
     assert rebuilt.book == live.book and rebuilt.policies == live.policies
     assert rebuilt.taken == live.taken and rebuilt.clock == live.clock == at("2024-06-10", 8)
 
