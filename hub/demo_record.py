@@ -165,7 +165,7 @@ def run_record_phase(settings: NetralSettings, conn: KafkaConnection, truth: Pat
         _show_sql(console, settings.resolved_database_url(), len(latest(got[CASES])))
         _show_alerts(console, received)
         api_port = free_port()
-        procs.append(_spawn(["api", "--port", str(api_port)], env, logs / "api.log"))
+        procs.append(_spawn(["api", "--port", str(api_port)], as_("api"), logs / "api.log"))
         _dashboard(console, settings, api_port, keep)
     finally:
         if keep:
