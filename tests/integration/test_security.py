@@ -336,6 +336,14 @@ def test_http_api_sends_security_headers_and_closes_cors(pipeline: Pipeline) -> 
     pre = httpx.options(f"{pipeline.api_url}/v1/ingest/bawaslu", timeout=10, headers={
         "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
     assert pre.status_code == 400 and "access-control-allow-origin" not in pre.headers
+    # the dashboard's HTML may load its own scripts and styles and nothing else
+    page = httpx.get(f"{pipeline.api_url}/dashboard", timeout=10, follow_redirects=True)
+    assert page.headers["content-type"].startswith("text/html"), page.headers
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self';" in csp and "frame-ancestors 'none'" in csp
+    assert "unsafe-eval" not in csp and "https:" not in csp
+    static = httpx.get(f"{pipeline.api_url}/static/htmx-2.0.11.min.js", timeout=10)
+    assert static.status_code == 200 and static.headers.get("cache-control") != "no-store"
 
 
 def test_no_nip_in_the_logs_of_a_secure_run(secure: Secure, pipeline: Pipeline,
