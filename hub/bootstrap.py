@@ -11,6 +11,7 @@ from sinks.alerts.channels import RetryPolicy, SmtpConfig
 from sinks.alerts.routes import Routes, example_routes_file, load_routes
 from streams.config import StreamsConfig
 
+from .broker.cluster import LocalCluster
 from .broker.local import LocalBroker
 from .settings import NetralSettings
 
@@ -29,10 +30,25 @@ def local_broker(settings: NetralSettings) -> LocalBroker:
     )
 
 
+def local_cluster(settings: NetralSettings, size: int | None = None) -> LocalCluster | None:
+    """The local multi-node cluster: the one laid out in the state folder, or a new one of
+    ``size`` nodes; None when there is none and no size is asked for."""
+    kwargs = {"version": settings.kafka_version, "host": settings.broker_host,
+              "heap_mb": settings.broker_cluster_heap_mb}
+    if size is not None:
+        return LocalCluster(settings.state_dir(), size=size, **kwargs)  # type: ignore[arg-type]
+    return LocalCluster.existing(settings.state_dir(), **kwargs)
+
+
 def bootstrap_servers(settings: NetralSettings) -> str:
-    """NETRAL_KAFKA_BOOTSTRAP if set, else the local broker (which must be running)."""
+    """NETRAL_KAFKA_BOOTSTRAP if set, else the local cluster or broker (which must run)."""
     if settings.kafka_bootstrap:
         return settings.kafka_bootstrap
+    if (cluster := local_cluster(settings)) is not None:
+        if not any(n.running for n in cluster.status()):
+            raise ConfigError("no Kafka to talk to: the local cluster is stopped; start it with "
+                              f"`netral broker start --brokers {cluster.size}`")
+        return cluster.bootstrap()
     broker = local_broker(settings)
     if broker.running_pid() is None:
         raise ConfigError(

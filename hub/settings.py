@@ -45,6 +45,8 @@ class NetralSettings(BaseSettings):
     broker_port: int = Field(9092, ge=0, le=65535, description="0 picks a free port")
     broker_controller_port: int = Field(0, ge=0, le=65535, description="0 picks a free port")
     broker_heap_mb: int = Field(512, ge=128, le=16384)
+    broker_cluster_heap_mb: int = Field(384, ge=128, le=16384,
+                                        description="Heap per node of `--brokers N` clusters")
     broker_start_timeout_s: float = Field(90.0, gt=0)
     broker_stop_timeout_s: float = Field(30.0, gt=0)
 
