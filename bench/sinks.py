@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import Engine, func, insert, select
 
 from connectors.samples import random_nip
@@ -390,6 +390,29 @@ def siasn_rows(conn: KafkaConnection, home: Path, n: int) -> list[Row]:
     return rows
 
 
+async def warm_up(conn: KafkaConnection, topic: str) -> None:
+    """Before anything is timed: leaders elected, and the broker's offsets and transaction
+    topics created (the first group and the first transactional producer would pay for them)."""
+    producer = AIOKafkaProducer(**conn.aiokafka_kwargs(), transactional_id="bench-warm-up",
+                                enable_idempotence=True, acks="all")
+    await producer.start()
+    try:
+        async with producer.transaction():
+            await producer.send_and_wait(topic, b"warm-up", key=b"warm-up")
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(topic, **conn.aiokafka_kwargs(), group_id="bench-warm-up",
+                                enable_auto_commit=False, auto_offset_reset="earliest",
+                                isolation_level="read_committed")
+    await consumer.start()
+    try:
+        while not await consumer.getmany(timeout_ms=1000):
+            pass
+        await consumer.commit()
+    finally:
+        await consumer.stop()
+
+
 # -- the section ----------------------------------------------------------------------------------
 def run(n_cases: int = 3000, n_orders: int = 500) -> list[Row]:
     records, transitions = national_record(n_cases)
@@ -402,8 +425,11 @@ def run(n_cases: int = 3000, n_orders: int = 500) -> list[Row]:
             specs = [*catalogue(), *(TopicSpec(name=f"bench.siasn.results.{r}", key="NIP",
                                                value="SiasnOrderResult", cleanup="delete",
                                                retention_ms=86_400_000, writer="bench")
-                                     for r in (0, 30))]
+                                     for r in (0, 30)),
+                     TopicSpec(name="bench.warm-up", key="-", value="-", cleanup="delete",
+                               retention_ms=86_400_000, writer="bench")]
             asyncio.run(create_topics(conn, specs, partitions=4, replication=1, min_insync=1))
+            asyncio.run(warm_up(conn, "bench.warm-up"))
             asyncio.run(produce_all(conn, CASES, encoded_cases))
             asyncio.run(produce_all(conn, CASE_EVENTS, encoded_transitions))
             counter = iter(range(1000))
