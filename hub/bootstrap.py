@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pydantic import ValidationError
+
 from schemas.codec import AvroCodec
 from schemas.errors import ConfigError
 from schemas.kafka import KafkaConnection
 from sinks.alerts.channels import RetryPolicy, SmtpConfig
 from sinks.alerts.routes import Routes, example_routes_file, load_routes
+from sinks.siasn.client import SiasnConfig
+from sinks.siasn.runner import AdapterTopics, RunnerOptions
 from streams.config import StreamsConfig
 
 from .broker.cluster import LocalCluster
 from .broker.local import LocalBroker
-from .settings import NetralSettings
+from .settings import DEV_SIASN_SECRETS, NetralSettings
 
 if TYPE_CHECKING:
     from .api.deps import Monitor
@@ -109,6 +113,48 @@ def smtp_config(settings: NetralSettings) -> SmtpConfig:
                       username=settings.alerts_smtp_username,
                       password=settings.alerts_smtp_password,
                       security=settings.alerts_smtp_security)
+
+
+def siasn_config(settings: NetralSettings) -> SiasnConfig:
+    """Where SIASN is and how to retry; the mock's dev credentials are refused in prod."""
+    secrets = {settings.siasn_client_secret.get_secret_value(),
+               settings.siasn_password.get_secret_value()}
+    if settings.env == "prod" and secrets & set(DEV_SIASN_SECRETS):
+        raise ConfigError("NETRAL_SIASN_CLIENT_SECRET / NETRAL_SIASN_PASSWORD still hold the "
+                          "mock's dev values: set the real SIASN credentials")
+    try:
+        return SiasnConfig(
+            base_url=settings.siasn_url, api_path=settings.siasn_api_path,
+            gateway_token_url=settings.siasn_gateway_token_url,
+            sso_token_url=settings.siasn_sso_token_url,
+            client_id=settings.siasn_client_id, client_secret=settings.siasn_client_secret,
+            username=settings.siasn_username, password=settings.siasn_password,
+            sso_client_id=settings.siasn_sso_client_id, timeout_s=settings.siasn_timeout_s,
+            max_attempts=settings.siasn_max_attempts,
+            backoff_initial_s=settings.siasn_backoff_initial_s,
+            backoff_max_s=settings.siasn_backoff_max_s,
+            breaker_threshold=settings.siasn_breaker_threshold,
+            breaker_reset_s=settings.siasn_breaker_reset_s,
+            max_hold_s=settings.siasn_max_hold_s,
+            token_refresh_margin_s=settings.siasn_token_refresh_margin_s,
+        )
+    except ValidationError as err:  # the settings checked each field; this is a combination
+        first = err.errors()[0]
+        loc = first["loc"]
+        names = (f"NETRAL_SIASN_{'URL' if loc[0] == 'base_url' else str(loc[0]).upper()}"
+                 if loc else "NETRAL_SIASN_MAX_ATTEMPTS / _BREAKER_THRESHOLD")
+        raise ConfigError(f"setting {names} is invalid: "
+                          f"{first['msg'].removeprefix('Value error, ')}") from None
+
+
+def siasn_runner_options(settings: NetralSettings, topics: AdapterTopics | None = None
+                         ) -> RunnerOptions:
+    """The adapter loop's tunables; ``topics`` overrides the topic names (tests, staging)."""
+    return RunnerOptions(
+        transactional_id=settings.siasn_transactional_id, batch_size=settings.siasn_batch_size,
+        concurrency=settings.siasn_concurrency, alert_region=settings.siasn_alert_region,
+        topics=topics or AdapterTopics(),
+    )
 
 
 def monitor(settings: NetralSettings) -> Monitor:
