@@ -203,8 +203,12 @@ def test_the_pipeline_loses_and_duplicates_nothing_under_faults(cluster: LocalCl
         assert max(blocks.values()) == 1, "an ASN blocked twice at SIASN"
 
         # 3. The SQL record: every true case once, in the state the stream gave it.
-        final = latest_cases(asyncio.run(consume_until(conn, [CASES], lambda rs: all(
-            latest_cases(rs)[c].state is CaseState.BLOCKED for c in overdue), timeout_s=120)))
+        def all_blocked(rs: list[ConsumerRecord]) -> bool:
+            now = latest_cases(rs)
+            return all(c in now and now[c].state is CaseState.BLOCKED for c in overdue)
+
+        final = latest_cases(asyncio.run(consume_until(conn, [CASES], all_blocked,
+                                                       timeout_s=120)))
         engine = sa.create_engine(db)
 
         async def sql_caught_up() -> bool:
