@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
 
 
-.PHONY: help install broker-dist compose-client chromium demo test test-unit test-integration lint bench clean
+.PHONY: help install broker-dist compose-client chromium demo test test-faults test-unit test-integration lint bench clean
 
 help:
 	@echo "make demo   - set up and run the hub locally on a sample wave, show the result"
