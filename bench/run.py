@@ -28,6 +28,8 @@ SECTIONS = [
      "python -m bench.ingest 20000"),
     ("bench.monitor", "Monitoring API latency on 100,000 cases against the bare queries",
      "python -m bench.monitor 100000"),
+    ("bench.sinks", "Sinks: the SQL national record and the SIASN adapter against plain loops "
+     "(same broker, same data)", "python -m bench.sinks 3000 500"),
 ]
 PACKAGES = ["faust-streaming", "aiokafka", "fastavro", "pydantic", "SQLAlchemy"]
 

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from schemas.codec import AvroCodec
 from schemas.errors import ConfigError
 from schemas.kafka import KafkaConnection
 from sinks.alerts.channels import RetryPolicy, SmtpConfig
 from sinks.alerts.routes import Routes, example_routes_file, load_routes
+from sinks.siasn.client import SiasnConfig
+from sinks.siasn.runner import AdapterTopics, RunnerOptions
 from streams.config import StreamsConfig
 
+from .broker.cluster import LocalCluster
 from .broker.local import LocalBroker
-from .settings import NetralSettings
+from .settings import DEV_SIASN_SECRETS, NetralSettings
 
 if TYPE_CHECKING:
     from .api.deps import Monitor
@@ -33,10 +36,25 @@ def local_broker(settings: NetralSettings, *, secure: bool = False) -> LocalBrok
     )
 
 
+def local_cluster(settings: NetralSettings, size: int | None = None) -> LocalCluster | None:
+    """The local multi-node cluster: the one laid out in the state folder, or a new one of
+    ``size`` nodes; None when there is none and no size is asked for."""
+    kwargs = {"version": settings.kafka_version, "host": settings.broker_host,
+              "heap_mb": settings.broker_cluster_heap_mb}
+    if size is not None:
+        return LocalCluster(settings.state_dir(), size=size, **kwargs)  # type: ignore[arg-type]
+    return LocalCluster.existing(settings.state_dir(), **kwargs)
+
+
 def bootstrap_servers(settings: NetralSettings) -> str:
-    """NETRAL_KAFKA_BOOTSTRAP if set, else the local broker (which must be running)."""
+    """NETRAL_KAFKA_BOOTSTRAP if set, else the local cluster or broker (which must run)."""
     if settings.kafka_bootstrap:
         return settings.kafka_bootstrap
+    if (cluster := local_cluster(settings)) is not None:
+        if not any(n.running for n in cluster.status()):
+            raise ConfigError("no Kafka to talk to: the local cluster is stopped; start it with "
+                              f"`netral broker start --brokers {cluster.size}`")
+        return cluster.bootstrap()
     broker = local_broker(settings)
     if broker.running_pid() is None:
         raise ConfigError(
@@ -112,6 +130,48 @@ def smtp_config(settings: NetralSettings) -> SmtpConfig:
                       security=settings.alerts_smtp_security)
 
 
+def siasn_config(settings: NetralSettings) -> SiasnConfig:
+    """Where SIASN is and how to retry; the mock's dev credentials are refused in prod."""
+    secrets = {settings.siasn_client_secret.get_secret_value(),
+               settings.siasn_password.get_secret_value()}
+    if settings.env == "prod" and secrets & set(DEV_SIASN_SECRETS):
+        raise ConfigError("NETRAL_SIASN_CLIENT_SECRET / NETRAL_SIASN_PASSWORD still hold the "
+                          "mock's dev values: set the real SIASN credentials")
+    try:
+        return SiasnConfig(
+            base_url=settings.siasn_url, api_path=settings.siasn_api_path,
+            gateway_token_url=settings.siasn_gateway_token_url,
+            sso_token_url=settings.siasn_sso_token_url,
+            client_id=settings.siasn_client_id, client_secret=settings.siasn_client_secret,
+            username=settings.siasn_username, password=settings.siasn_password,
+            sso_client_id=settings.siasn_sso_client_id, timeout_s=settings.siasn_timeout_s,
+            max_attempts=settings.siasn_max_attempts,
+            backoff_initial_s=settings.siasn_backoff_initial_s,
+            backoff_max_s=settings.siasn_backoff_max_s,
+            breaker_threshold=settings.siasn_breaker_threshold,
+            breaker_reset_s=settings.siasn_breaker_reset_s,
+            max_hold_s=settings.siasn_max_hold_s,
+            token_refresh_margin_s=settings.siasn_token_refresh_margin_s,
+        )
+    except ValidationError as err:  # the settings checked each field; this is a combination
+        first = err.errors()[0]
+        loc = first["loc"]
+        names = (f"NETRAL_SIASN_{'URL' if loc[0] == 'base_url' else str(loc[0]).upper()}"
+                 if loc else "NETRAL_SIASN_MAX_ATTEMPTS / _BREAKER_THRESHOLD")
+        raise ConfigError(f"setting {names} is invalid: "
+                          f"{first['msg'].removeprefix('Value error, ')}") from None
+
+
+def siasn_runner_options(settings: NetralSettings, topics: AdapterTopics | None = None
+                         ) -> RunnerOptions:
+    """The adapter loop's tunables; ``topics`` overrides the topic names (tests, staging)."""
+    return RunnerOptions(
+        transactional_id=settings.siasn_transactional_id, batch_size=settings.siasn_batch_size,
+        concurrency=settings.siasn_concurrency, alert_region=settings.siasn_alert_region,
+        topics=topics or AdapterTopics(),
+    )
+
+
 def connection_env(conn: KafkaConnection) -> dict[str, str]:
     """The NETRAL_KAFKA_* variables that make a child process connect exactly like ``conn``."""
     env = {"NETRAL_KAFKA_BOOTSTRAP": conn.bootstrap,
@@ -143,7 +203,8 @@ def service_env(settings: NetralSettings, service: str) -> dict[str, str]:
     user = principal_name(service=role)
     admin = PrincipalAdmin(conn)
     admin.grant(user, grants_for(service=role, names=Names(
-        streams_app_id=settings.worker_app_id, alerts_group=settings.alerts_group_id)))
+        streams_app_id=settings.worker_app_id, siasn_group=settings.siasn_group_id,
+        alerts_group=settings.alerts_group_id)))
     password = new_password()
     admin.set_password(user, password)
     return connection_env(conn.model_copy(update={"username": user,

@@ -9,12 +9,18 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas import regions
 from schemas.errors import ConfigError
 from schemas.kafka import KafkaConnection
+from sinks.siasn.runner import NATIONAL_REGION
+
+DEV_SIASN_SECRETS = ("netral-dev-secret", "netral-dev-password")
+"""The mock SIASN's client secret and password: defaults in dev, refused with NETRAL_ENV=prod."""
 
 
 class NetralSettings(BaseSettings):
@@ -47,6 +53,8 @@ class NetralSettings(BaseSettings):
     broker_port: int = Field(9092, ge=0, le=65535, description="0 picks a free port")
     broker_controller_port: int = Field(0, ge=0, le=65535, description="0 picks a free port")
     broker_heap_mb: int = Field(512, ge=128, le=16384)
+    broker_cluster_heap_mb: int = Field(384, ge=128, le=16384,
+                                        description="Heap per node of `--brokers N` clusters")
     broker_start_timeout_s: float = Field(90.0, gt=0)
     broker_stop_timeout_s: float = Field(30.0, gt=0)
     broker_admin_user: str = Field("netral-admin", pattern=r"^[A-Za-z0-9._-]{1,64}$",
@@ -100,6 +108,35 @@ class NetralSettings(BaseSettings):
     schema_registry_url: str | None = None
     database_url: str | None = None
 
+    # SIASN adapter (`netral siasn-adapter`); the defaults talk to `netral mock-siasn`.
+    siasn_url: str = Field("http://127.0.0.1:8780",
+                           description="SIASN base URL: scheme, host and port, no path")
+    siasn_api_path: str = Field("/apisiasn/1.0", pattern=r"^/\S*$")
+    siasn_gateway_token_url: str | None = Field(
+        None, pattern=r"^https?://\S+$", description="Default: <siasn_url>/oauth2/token")
+    siasn_sso_token_url: str | None = Field(
+        None, pattern=r"^https?://\S+$", description="Default: <siasn_url>/sso/token")
+    siasn_client_id: str = Field("netral-dev", min_length=1)
+    siasn_client_secret: SecretStr = SecretStr(DEV_SIASN_SECRETS[0])
+    siasn_username: str = Field("netral-operator", min_length=1)
+    siasn_password: SecretStr = SecretStr(DEV_SIASN_SECRETS[1])
+    siasn_sso_client_id: str | None = None
+    siasn_timeout_s: float = Field(10.0, gt=0)
+    siasn_max_attempts: int = Field(8, ge=1, le=100,
+                                    description="Must exceed NETRAL_SIASN_BREAKER_THRESHOLD")
+    siasn_backoff_initial_s: float = Field(0.5, gt=0)
+    siasn_backoff_max_s: float = Field(30.0, gt=0)
+    siasn_breaker_threshold: int = Field(5, ge=1)
+    siasn_breaker_reset_s: float = Field(30.0, gt=0)
+    siasn_max_hold_s: float = Field(1800.0, gt=0)
+    siasn_token_refresh_margin_s: float = Field(60.0, ge=0)
+    siasn_group_id: str = Field("netral-siasn-adapter", min_length=1)
+    siasn_transactional_id: str | None = Field(None, description="Default: <group id>-tx")
+    siasn_batch_size: int = Field(100, ge=1, le=10_000)
+    siasn_concurrency: int = Field(8, ge=1, le=256)
+    siasn_alert_region: str = Field(NATIONAL_REGION, description="Region whose Satgas gets "
+                                    "failure alerts (orders carry none); 31: DKI Jakarta, BKN")
+
     # Satgas alert channels (`netral alerts run`, `netral alerts receiver`).
     alerts_routes_file: Path | None = Field(
         None, description="Routes YAML; default: the shipped example (dev only)")
@@ -124,6 +161,24 @@ class NetralSettings(BaseSettings):
     alerts_metrics_host: str = "127.0.0.1"
     alerts_metrics_port: int | None = Field(None, ge=1, le=65535,
                                             description="Serve Prometheus metrics; unset: off")
+
+    @field_validator("siasn_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("give the SIASN base URL as http(s)://host[:port]")
+        if parts.path.strip("/") or parts.query:
+            raise ValueError("give scheme, host and port only; the API path is "
+                             "NETRAL_SIASN_API_PATH (default /apisiasn/1.0)")
+        return value
+
+    @field_validator("siasn_alert_region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        if not regions.is_known(value):
+            raise ValueError("not a Kemendagri region code (e.g. 31 or 32.73)")
+        return value
 
     def state_dir(self) -> Path:
         """The state folder as an absolute path."""

@@ -24,9 +24,7 @@ PASSWORD = typer.Option(None, "--password", help="Use this password instead of a
 
 
 def _names(settings: NetralSettings) -> Names:
-    from .siasn_adapter import SiasnSettings
-
-    return Names(streams_app_id=settings.worker_app_id, siasn_group=SiasnSettings().group_id,
+    return Names(streams_app_id=settings.worker_app_id, siasn_group=settings.siasn_group_id,
                  alerts_group=settings.alerts_group_id)
 
 
