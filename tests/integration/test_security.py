@@ -598,3 +598,41 @@ def test_alerts_service_runs_as_its_own_principal(secure: Secure, tmp_path: Path
         finally:
             _stop(proc)
     assert "Traceback" not in log.read_text(), log.read_text()
+
+
+def test_lag_runs_as_its_own_principal(secure: Secure, pipeline: Pipeline) -> None:
+    """`netral lag` as svc-lag sees the worker's group (describe rights only)."""
+    pw = "lag-" + "s3cret-for-tests-zz"
+    netral("principals", "add", "--service", "lag", "--password", pw,
+           env={"NETRAL_HOME": str(secure.home)}, check=True)
+    app_id = f"netral-streams-sec-{os.getpid()}"
+    r = report()  # the worker commits an offset on netral.raw.bawaslu once it processed this
+    asyncio.run(produce(secure.conn("agency-bawaslu"), "netral.raw.bawaslu",
+                        [(r.source_id.encode(), encode(CODEC, r), None)]))
+    asyncio.run(consume_until(secure.admin, [EVENTS],
+                              lambda rs: bool(_events(rs, {f"bawaslu:{r.source_id}"})),
+                              timeout_s=120))
+    deadline = time.monotonic() + 60
+    while True:
+        out = netral("lag", "--group", app_id, timeout=120,
+                     env={**secure.env("svc-lag", pw), "COLUMNS": "250"})
+        assert out.returncode == 0, out.stderr
+        if app_id in out.stdout and "netral.raw.bawaslu" in out.stdout:
+            break
+        admin = netral("lag", "--group", app_id, timeout=120,
+                       env={"NETRAL_HOME": str(secure.home), "COLUMNS": "250"}).stdout
+        assert time.monotonic() < deadline, f"svc-lag sees:\n{out.stdout}\nadmin sees:\n{admin}"
+    # describing is all it may do: writing is refused (already the idempotent producer's start)
+    async def write() -> None:
+        from aiokafka import AIOKafkaProducer
+
+        producer = AIOKafkaProducer(**secure.conn("svc-lag", pw).aiokafka_kwargs(),
+                                    enable_idempotence=True)
+        try:
+            await producer.start()
+            await producer.send_and_wait("netral.raw.bawaslu", b"v", key=b"k")
+        finally:
+            await producer.stop()
+
+    with pytest.raises(KafkaError):
+        asyncio.run(write())
