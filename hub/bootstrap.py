@@ -6,6 +6,7 @@ from schemas.codec import AvroCodec
 from schemas.errors import ConfigError
 from schemas.kafka import KafkaConnection
 from streams.config import StreamsConfig
+from streams.rules.early_warning.config import EarlyWarningConfig, Pasal71Window
 
 from .broker.local import LocalBroker
 from .settings import NetralSettings
@@ -58,4 +59,28 @@ def streams_config(settings: NetralSettings) -> StreamsConfig:
         web_port=settings.worker_web_port,
         batch_size=settings.worker_batch_size,
         batch_within_s=settings.worker_batch_within_s,
+        early_warning=early_warning_config(settings),
+    )
+
+
+def early_warning_config(settings: NetralSettings) -> EarlyWarningConfig:
+    """The early-warning thresholds from ``NETRAL_EW_*``; a bad window is one clear line."""
+    windows = {}
+    for election, (start, end) in settings.ew_pasal71_windows.items():
+        if end is not None and end < start:
+            raise ConfigError(f"setting NETRAL_EW_PASAL71_WINDOWS is invalid: {election} ends "
+                              f"({end}) before it starts ({start})")
+        windows[election] = Pasal71Window(start=start, end=end)
+    return EarlyWarningConfig(
+        spike_window_days=settings.ew_spike_window_days,
+        spike_baseline_windows=settings.ew_spike_baseline_windows,
+        spike_min_count=settings.ew_spike_min_count,
+        spike_factor=settings.ew_spike_factor,
+        repeat_min_cases=settings.ew_repeat_min_cases,
+        senior_positions=settings.ew_senior_positions,
+        deadline_risk_working_days=settings.ew_deadline_risk_working_days,
+        pasal71_windows=windows,
+        ikp_high=settings.ew_ikp_high,
+        ikp_file=settings.ew_ikp_file,
+        deadline_scan_s=settings.ew_deadline_scan_s,
     )

@@ -6,6 +6,7 @@ line naming the variable and what to fix (:class:`~schemas.errors.ConfigError`).
 
 from __future__ import annotations
 
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -15,6 +16,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.errors import ConfigError
 from schemas.kafka import KafkaConnection
+from schemas.models.enums import Election, Position
+
+
+def _default_pasal71() -> dict[Election, tuple[date, date | None]]:
+    """Pilkada 2024: six months before candidate determination (22 Sep), until the term ends."""
+    return {Election.PILKADA_2024: (date(2024, 3, 22), None)}
 
 
 class NetralSettings(BaseSettings):
@@ -67,6 +74,21 @@ class NetralSettings(BaseSettings):
     ingest_max_records: int = Field(500, ge=1, le=10_000)
     ingest_max_bytes: int = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     ingest_rate: str = Field("120/minute", pattern=r"^\d+/(second|minute|hour|day)$")
+
+    # Early warning (README, "Early warning").
+    ew_spike_window_days: int = Field(1, ge=1, le=31)
+    ew_spike_baseline_windows: int = Field(7, ge=1, le=90)
+    ew_spike_min_count: int = Field(5, ge=1)
+    ew_spike_factor: float = Field(3.0, gt=0)
+    ew_repeat_min_cases: int = Field(2, ge=2)
+    ew_senior_positions: tuple[Position, ...] = (Position.JPT, Position.PJ_KEPALA_DAERAH)
+    ew_deadline_risk_working_days: int = Field(3, ge=0, le=30)
+    ew_pasal71_windows: dict[Election, tuple[date, date | None]] = Field(
+        default_factory=_default_pasal71,
+        description='JSON, e.g. {"PILKADA_2024": ["2024-03-22", null]} (null: until term ends)')
+    ew_ikp_high: float = Field(66.0, ge=0, le=100)
+    ew_ikp_file: Path | None = Field(None, description="Default: the shipped IKP 2024 scores")
+    ew_deadline_scan_s: float = Field(300.0, gt=0)
 
     # Wire format and stores.
     schema_registry_url: str | None = None

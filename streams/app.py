@@ -9,7 +9,7 @@ import faust
 from schemas.codec import AvroCodec
 
 from .config import StreamsConfig
-from .processors import normalize
+from .processors import early_warning, normalize
 from .topics import declare_topics
 
 
@@ -56,5 +56,7 @@ def create_app(cfg: StreamsConfig, codec: AvroCodec | None = None) -> faust.App:
         consumer_max_fetch_size=cfg.max_message_bytes * 9,
     )
     topics = declare_topics(app)
-    normalize.register(app, topics, codec or AvroCodec(max_bytes=cfg.max_message_bytes), cfg)
+    codec = codec or AvroCodec(max_bytes=cfg.max_message_bytes)
+    normalize.register(app, topics, codec, cfg)
+    early_warning.register(app, topics, codec, cfg)
     return app

@@ -14,6 +14,8 @@ from schemas import topics as t
 class HubTopics:
     raw: faust.TopicT  # every netral.raw.<agency>, consumed together by normalize
     events: faust.TopicT
+    cases: faust.TopicT
+    alerts: faust.TopicT
     dlq: dict[str, faust.TopicT]
 
 
@@ -26,5 +28,7 @@ def declare_topics(app: faust.App) -> HubTopics:
     return HubTopics(
         raw=_bytes_topic(app, *(t.raw_topic(a) for a in t.Agency)),
         events=_bytes_topic(app, t.EVENTS),
+        cases=_bytes_topic(app, t.CASES),
+        alerts=_bytes_topic(app, t.ALERTS),
         dlq={s.value: _bytes_topic(app, t.dlq_topic(s)) for s in t.DlqStage},
     )

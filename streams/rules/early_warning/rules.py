@@ -296,8 +296,9 @@ def check_deadline(watch: CaseWatch, cfg: EarlyWarningConfig, calendar: Calendar
 
 def deadline_due(watch: CaseWatch, cfg: EarlyWarningConfig, calendar: Calendar,
                  now: datetime) -> bool:
-    """True when a re-check would alert now (the timer asks before sending a tick)."""
-    return bool(deadline_alert(watch, cfg, calendar, now))
+    """True when a re-check would send a new alert now (the timer asks before a tick)."""
+    return any(a.alert_id not in watch.alerted
+               for a in deadline_alert(watch, cfg, calendar, now))
 
 
 def _remember(watch: CaseWatch, alerts: list[Alert]) -> tuple[CaseWatch, tuple[Alert, ...]]:
