@@ -78,8 +78,12 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
                          key_serializer="raw", value_serializer="raw", internal=True,
                          partitions=cfg.partitions, deleting=True,
                          retention=timedelta(days=7))
-    table = app.Table(TABLE, key_type=bytes, value_type=bytes, key_serializer="raw",
-                      value_serializer="raw", partitions=cfg.partitions)
+    # use_partitioner: a batch (take_events) has no "current event" for Faust to take the
+    # changelog partition from; the key's own partition is the same one, since the subjects
+    # topic is keyed by the same bytes with the same partitioner and partition count.
+    table = app.Table(TABLE, partitions=cfg.partitions, use_partitioner=True,
+                      schema=faust.Schema(key_type=bytes, value_type=bytes,
+                                          key_serializer="raw", value_serializer="raw"))
 
     async def send_alerts(alerts: tuple[Alert, ...] | list[Alert]) -> None:
         for alert in alerts:
