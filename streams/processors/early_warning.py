@@ -11,22 +11,26 @@ that is not the key of the input topics:
    the changelog-backed table ``early-warning``: load, call the pure rule, save, emit.
 
 A timer re-checks open deadlines every ``deadline_scan_s`` (days pass while a case waits): for a
-case whose deadline alert is now due it sends an empty *tick* for that case's subject, and the
-second step judges it like any record, so the table is only written from inside the stream.
+case whose deadline alert is now due it sends an empty *tick* for that case's subject (outside
+the worker's transactions, see :class:`_TickSender`), and the second step judges it like any
+record, so the table is only written from inside the stream.
 Nothing depends on the partition counts of the input topics.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import faust
+from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
 from schemas.codec import AvroCodec
 from schemas.errors import InvalidMessage, explain
+from schemas.kafka import KafkaConnection
 from schemas.models import Alert, AvroRecord, CanonicalEvent, CaseRecord
 from schemas.topics import ALERTS, DlqStage
 
@@ -78,12 +82,9 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
                          key_serializer="raw", value_serializer="raw", internal=True,
                          partitions=cfg.partitions, deleting=True,
                          retention=timedelta(days=7))
-    # use_partitioner: a batch (take_events) has no "current event" for Faust to take the
-    # changelog partition from; the key's own partition is the same one, since the subjects
-    # topic is keyed by the same bytes with the same partitioner and partition count.
-    table = app.Table(TABLE, partitions=cfg.partitions, use_partitioner=True,
-                      schema=faust.Schema(key_type=bytes, value_type=bytes,
-                                          key_serializer="raw", value_serializer="raw"))
+    # Keys and values are str (subject, state JSON) with Faust's json serializer, which the
+    # changelog writes and its recovery both use.
+    table = app.Table(TABLE, key_type=str, value_type=str, partitions=cfg.partitions)
 
     async def send_alerts(alerts: tuple[Alert, ...] | list[Alert]) -> None:
         for alert in alerts:
@@ -137,45 +138,77 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
 
     @app.agent(subjects, name="early-warning", concurrency=1)
     async def judge(stream: faust.StreamT[bytes]) -> None:
-        batches = stream.take_events(cfg.batch_size, within=cfg.batch_within_s)  # type: ignore[attr-defined]
-        async for batch in batches:
-            for event in batch:
-                msg = event.message
-                key: bytes = msg.key or b""
-                subject = key.decode()
-                try:
-                    record: CanonicalEvent | CaseRecord | None = None
-                    if msg.value and subject.startswith(SPIKE_SUBJECTS):
-                        record = _decode(codec, msg.value, CanonicalEvent)
-                    elif msg.value:
-                        record = _decode(codec, msg.value, CaseRecord)
-                    before = table.get(key)
-                    state, alerts = apply(subject, load_state(before), record, ew, ikp,
-                                          calendar, datetime.now(UTC))
-                except Exception as err:
-                    if not isinstance(err, InvalidMessage):
-                        log.exception("unexpected error in early warning at %s[%d]@%d",
-                                      msg.topic, msg.partition, msg.offset)
-                    await to_dlq(topics, STAGE, msg, err)
-                    continue
-                if state is not None:
-                    after = dump_state(state)
-                    if after != before:
-                        table[key] = after
-                await send_alerts(alerts)
+        # One event at a time, not take_events: a table write takes its changelog partition
+        # from the current event (the subject's own partition), which a batch does not set.
+        async for event in stream.events():
+            msg = event.message
+            subject = (msg.key or b"").decode()
+            try:
+                record: CanonicalEvent | CaseRecord | None = None
+                if msg.value and subject.startswith(SPIKE_SUBJECTS):
+                    record = _decode(codec, msg.value, CanonicalEvent)
+                elif msg.value:
+                    record = _decode(codec, msg.value, CaseRecord)
+                before = table.get(subject)
+                state, alerts = apply(subject, load_state(before), record, ew, ikp, calendar,
+                                      datetime.now(UTC))
+            except Exception as err:
+                if not isinstance(err, InvalidMessage):
+                    log.exception("unexpected error in early warning at %s[%d]@%d",
+                                  msg.topic, msg.partition, msg.offset)
+                await to_dlq(topics, STAGE, msg, err)
+                continue
+            if state is not None:
+                after = dump_state(state)
+                if after != before:
+                    table[subject] = after
+            await send_alerts(alerts)
+
+    ticks = _TickSender(cfg.kafka, subjects_topic_name(cfg.app_id))
+
+    @app.on_before_shutdown.connect
+    async def _stop_ticks(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        await ticks.stop()
 
     @app.timer(interval=ew.deadline_scan_s)
     async def scan_deadlines() -> None:
         """Tick every local case whose deadline alert has come due since its last record."""
         now = datetime.now(UTC)
         due = []
-        for key, value in list(table.items()):
-            if not key.startswith(b"case:"):
+        for subject, value in list(table.items()):
+            if not subject.startswith("case:"):
                 continue
             watch = load_state(value)
             if isinstance(watch, CaseWatch) and deadline_due(watch, ew, calendar, now):
-                due.append(key)
-        for key in due:
-            await subjects.send(key=key, value=b"")
+                due.append(subject)
         if due:
+            await ticks.send(due)
             log.info("early warning: %d deadline re-checks", len(due))
+
+
+class _TickSender:
+    """Sends the timer's ticks outside the worker's transactions.
+
+    Under exactly-once a send from a timer joins a transaction that no consumed offset closes, so
+    Faust never commits it (it times out: ProducerFenced). A tick is only a prompt, judged
+    against the ledger of alerts sent, so a plain idempotent producer is enough. Keys go through
+    the same default partitioner as the routed records, so a tick meets its subject's partition.
+    """
+
+    def __init__(self, conn: KafkaConnection, topic: str) -> None:
+        self._conn, self._topic = conn, topic
+        self._producer: AIOKafkaProducer | None = None
+
+    async def send(self, subjects: list[str]) -> None:
+        if self._producer is None:
+            self._producer = AIOKafkaProducer(**self._conn.aiokafka_kwargs(), acks="all",
+                                              enable_idempotence=True)
+            await self._producer.start()
+        sent = [await self._producer.send(self._topic, key=s.encode(), value=b"")
+                for s in subjects]
+        await asyncio.gather(*sent)
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None

@@ -8,15 +8,25 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from connectors.samples import random_nip
+from hub.kafka_admin import wait_group_stable
 from schemas.codec import AvroCodec
 from schemas.dlq import DeadLetter
+from schemas.errors import RetriableError
 from schemas.kafka import KafkaConnection
 from schemas.models import (
     Agency,
@@ -45,6 +55,7 @@ from streams.rules.early_warning import (
 )
 from streams.rules.early_warning.rules import agency_key, window_start
 from streams.rules.lifecycle import local_date, stable_id
+from tests.conftest import REPO
 from tests.fixtures.kafka_tools import consume_until, produce
 from tests.unit.test_rules_factories import _event, report
 
@@ -200,3 +211,82 @@ def test_alerts_for_events_and_cases_and_poison_in_the_dlq(stream_worker: dict[s
     assert stable_id(IMUT_PASAL71, approved) not in ids
     assert stable_id(IKP_HIGH, b, "") not in ids
     assert stable_id(SENIOR_OFFICIAL, b, "FUNGSIONAL") not in ids
+
+
+@contextmanager
+def _ew_worker(kafka: KafkaConnection, home: Path, app_id: str,
+               **settings: str) -> Iterator[Path]:
+    """A worker running only the early-warning agents, with its own ``NETRAL_EW_*``; yields the
+    path of its log and stops it on exit."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NETRAL_")}
+    env.update(NETRAL_KAFKA_BOOTSTRAP=kafka.bootstrap, NETRAL_HOME=str(home),
+               NETRAL_WORKER_APP_ID=app_id, NETRAL_LOG_LEVEL="INFO",
+               **{f"NETRAL_EW_{k.upper()}": v for k, v in settings.items()})
+    log_path = home / f"worker-{len(list(home.glob('worker-*.log')))}.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "tests.integration.ew_only_worker"],
+                                env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                if proc.poll() is not None:
+                    raise AssertionError("worker died at start:\n" + log_path.read_text())
+                try:
+                    asyncio.run(wait_group_stable(kafka, app_id, timeout_s=2))
+                    break
+                except RetriableError:
+                    if time.monotonic() > deadline:
+                        raise
+            yield log_path
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    text = log_path.read_text(errors="replace")
+    assert "Traceback" not in text, text[-5000:]
+
+
+def test_state_survives_a_restart_and_the_timer_rechecks_deadlines(
+        topics: KafkaConnection, tmp_path: Path) -> None:
+    """A case stored by one worker is recovered from the table's changelog by the next one, whose
+    deadline timer raises the alert no record asked for (its threshold now covers the case)."""
+    tag = uuid.uuid4().hex[:8]
+    app_id = f"netral-ew-test-{tag}"
+    today = local_date(datetime.now(UTC))
+    # 4 working days away: no alert under the default 3 (nor from the session worker, if any)
+    deadline = default_calendar().add_working_days(today, 4)
+    c = _case(f"ew-{tag}-r", random_nip(random.Random(tag)), region=QUIET,
+              position=Position.JPT, state=CaseState.RECOMMENDED, next_deadline=deadline)
+    senior = stable_id(SENIOR_OFFICIAL, c.case_id, "JPT")
+    at_risk = stable_id(DEADLINE_AT_RISK, c.case_id, deadline)
+
+    def ids(rs: list) -> Counter[str]:
+        return Counter(al.alert_id for al in _alerts(rs))
+
+    with _ew_worker(topics, tmp_path, app_id, deadline_risk_working_days="3",
+                    deadline_scan_s="1") as first_log:
+        value = CODEC.encode(CaseRecord.avro_name, c.to_avro(), topic=CASES)
+        asyncio.run(produce(topics, CASES, [(c.case_id.encode(), value, None)]))
+        seen = asyncio.run(consume_until(topics, [ALERTS], lambda rs: senior in ids(rs),
+                                         timeout_s=120))
+        # the senior alert and any deadline alert would be one transaction: none came
+        assert at_risk not in ids(seen)
+    assert "deadline re-checks" not in first_log.read_text()
+
+    with _ew_worker(topics, tmp_path, app_id, deadline_risk_working_days="5",
+                    deadline_scan_s="1") as second_log:
+        seen = asyncio.run(consume_until(topics, [ALERTS], lambda rs: at_risk in ids(rs),
+                                         timeout_s=120))
+        assert re.search(r"early warning: \d+ deadline re-checks", second_log.read_text())
+        # the next case proves the stream still runs; the recovered case is not new again
+        nxt = c.model_copy(update={"case_id": f"ew-{tag}-n", "next_deadline": None})
+        value = CODEC.encode(CaseRecord.avro_name, nxt.to_avro(), topic=CASES)
+        asyncio.run(produce(topics, CASES, [(nxt.case_id.encode(), value, None)]))
+        follow = stable_id(SENIOR_OFFICIAL, nxt.case_id, "JPT")
+        seen = asyncio.run(consume_until(topics, [ALERTS], lambda rs: follow in ids(rs),
+                                         timeout_s=120))
+    counts = ids(seen)
+    assert counts[at_risk] == 1 and counts[senior] == 1

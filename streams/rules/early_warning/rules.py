@@ -422,12 +422,12 @@ SubjectState = Annotated[SpikeState | NipCases | CaseWatch, Field(discriminator=
 _STATE = TypeAdapter(SubjectState)
 
 
-def dump_state(state: SubjectState) -> bytes:
+def dump_state(state: SubjectState) -> str:
     """A subject's state as JSON, for the processor's changelog-backed table."""
-    return state.model_dump_json().encode()
+    return state.model_dump_json()
 
 
-def load_state(data: bytes | None) -> SubjectState | None:
+def load_state(data: str | bytes | None) -> SubjectState | None:
     return _STATE.validate_json(data) if data else None
 
 
