@@ -15,7 +15,6 @@ class HubTopics:
     raw: faust.TopicT  # every netral.raw.<agency>, consumed together by normalize
     events: faust.TopicT
     cases: faust.TopicT
-    alerts: faust.TopicT
     dlq: dict[str, faust.TopicT]
 
 
@@ -29,6 +28,5 @@ def declare_topics(app: faust.App) -> HubTopics:
         raw=_bytes_topic(app, *(t.raw_topic(a) for a in t.Agency)),
         events=_bytes_topic(app, t.EVENTS),
         cases=_bytes_topic(app, t.CASES),
-        alerts=_bytes_topic(app, t.ALERTS),
         dlq={s.value: _bytes_topic(app, t.dlq_topic(s)) for s in t.DlqStage},
     )

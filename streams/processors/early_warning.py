@@ -11,9 +11,9 @@ that is not the key of the input topics:
    the changelog-backed table ``early-warning``: load, call the pure rule, save, emit.
 
 A timer re-checks open deadlines every ``deadline_scan_s`` (days pass while a case waits): for a
-case whose deadline alert is now due it sends an empty *tick* for that case's subject (outside
-the worker's transactions, see :class:`_TickSender`), and the second step judges it like any
-record, so the table is only written from inside the stream.
+case whose deadline alert is now due it sends an empty *tick* for that case's subject, and the
+second step judges it like any record, so the table is only written from inside the stream.
+Outputs are at least once, outside Faust's transactions (see :class:`_PlainProducer`).
 Nothing depends on the partition counts of the input topics.
 """
 
@@ -78,7 +78,8 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
     ew = cfg.early_warning
     ikp = load_ikp(ew.ikp_file)
     calendar = default_calendar()
-    subjects = app.topic(subjects_topic_name(cfg.app_id), key_type=bytes, value_type=bytes,
+    subjects_name = subjects_topic_name(cfg.app_id)
+    subjects = app.topic(subjects_name, key_type=bytes, value_type=bytes,
                          key_serializer="raw", value_serializer="raw", internal=True,
                          partitions=cfg.partitions, deleting=True,
                          retention=timedelta(days=7))
@@ -86,17 +87,22 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
     # changelog writes and its recovery both use.
     table = app.Table(TABLE, key_type=str, value_type=str, partitions=cfg.partitions)
 
+    out = _PlainProducer(cfg.kafka)
+
+    @app.on_before_shutdown.connect
+    async def _stop_output(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        await out.stop()
+
     async def send_alerts(alerts: tuple[Alert, ...] | list[Alert]) -> None:
         for alert in alerts:
             log.info("alert %s %s %s case=%s", alert.rule, alert.severity, alert.region_code,
                      alert.case_id)
-            await topics.alerts.send(key=alert.region_code.encode(),
-                                     value=codec.encode(Alert.avro_name, alert.to_avro(),
-                                                        topic=ALERTS))
+            await out.send(ALERTS, alert.region_code.encode(),
+                           codec.encode(Alert.avro_name, alert.to_avro(), topic=ALERTS))
 
     async def route(msg: faust.types.Message, subject_list: tuple[str, ...]) -> None:
         for subject in subject_list:
-            await subjects.send(key=subject.encode(), value=msg.value)
+            await out.send(subjects_name, subject.encode(), msg.value or b"")
 
     @app.agent(topics.events, name="early-warning-route", concurrency=1)
     async def route_events(stream: faust.StreamT[bytes]) -> None:
@@ -117,6 +123,7 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
                 if alert is not None:
                     await send_alerts((alert,))
                 await route(msg, subject_list)
+            await out.flush()  # acknowledged before the batch's offsets can be committed
 
     @app.agent(topics.cases, name="early-warning-route-cases", concurrency=1)
     async def route_cases(stream: faust.StreamT[bytes]) -> None:
@@ -135,6 +142,7 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
                     await to_dlq(topics, STAGE, msg, err)
                     continue
                 await route(msg, subject_list)
+            await out.flush()
 
     @app.agent(subjects, name="early-warning", concurrency=1)
     async def judge(stream: faust.StreamT[bytes]) -> None:
@@ -163,12 +171,7 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
                 if after != before:
                     table[subject] = after
             await send_alerts(alerts)
-
-    ticks = _TickSender(cfg.kafka, subjects_topic_name(cfg.app_id))
-
-    @app.on_before_shutdown.connect
-    async def _stop_ticks(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        await ticks.stop()
+            await out.flush()
 
     @app.timer(interval=ew.deadline_scan_s)
     async def scan_deadlines() -> None:
@@ -181,34 +184,48 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
             watch = load_state(value)
             if isinstance(watch, CaseWatch) and deadline_due(watch, ew, calendar, now):
                 due.append(subject)
+        for subject in due:
+            await out.send(subjects_name, subject.encode(), b"")
+        await out.flush()
         if due:
-            await ticks.send(due)
             log.info("early warning: %d deadline re-checks", len(due))
 
 
-class _TickSender:
-    """Sends the timer's ticks outside the worker's transactions.
+class _PlainProducer:
+    """The stage's outputs (re-keyed subjects, alerts, ticks) go through a plain idempotent
+    producer (acks=all), awaited before a batch is done: at least once, never inside the
+    worker's transactions.
 
-    Under exactly-once a send from a timer joins a transaction that no consumed offset closes, so
-    Faust never commits it (it times out: ProducerFenced). A tick is only a prompt, judged
-    against the ledger of alerts sent, so a plain idempotent producer is enough. Keys go through
-    the same default partitioner as the routed records, so a tick meets its subject's partition.
+    Faust's exactly-once producer opens one transaction per *target* partition and commits it
+    only with consumed offsets of the same partition number, so a record re-keyed onto another
+    partition, or sent from a timer, can wait in an open transaction until traffic happens to
+    reach that partition, or be aborted when the transaction times out. Every output here is
+    idempotent downstream instead: the rules count distinct event and case ids, alerts carry
+    deterministic ids that the alert sink dedupes, and a tick is only a prompt. Keys go through
+    the same default partitioner (murmur2) as Faust's, so a subject always meets its table
+    partition. The table's changelog stays in Faust's transaction with the consumed offsets.
     """
 
-    def __init__(self, conn: KafkaConnection, topic: str) -> None:
-        self._conn, self._topic = conn, topic
+    def __init__(self, conn: KafkaConnection) -> None:
+        self._conn = conn
         self._producer: AIOKafkaProducer | None = None
+        self._pending: list[asyncio.Future[Any]] = []
 
-    async def send(self, subjects: list[str]) -> None:
+    async def send(self, topic: str, key: bytes, value: bytes) -> None:
         if self._producer is None:
             self._producer = AIOKafkaProducer(**self._conn.aiokafka_kwargs(), acks="all",
                                               enable_idempotence=True)
             await self._producer.start()
-        sent = [await self._producer.send(self._topic, key=s.encode(), value=b"")
-                for s in subjects]
-        await asyncio.gather(*sent)
+        self._pending.append(await self._producer.send(topic, key=key, value=value))
+
+    async def flush(self) -> None:
+        """Wait until the broker acknowledged everything sent so far (raises if it refused)."""
+        pending, self._pending = self._pending, []
+        if pending:
+            await asyncio.gather(*pending)
 
     async def stop(self) -> None:
         if self._producer is not None:
+            await self.flush()
             await self._producer.stop()
             self._producer = None
