@@ -32,7 +32,7 @@ from schemas.codec import AvroCodec
 from schemas.errors import InvalidMessage, explain
 from schemas.kafka import KafkaConnection
 from schemas.models import Alert, AvroRecord, CanonicalEvent, CaseRecord
-from schemas.topics import ALERTS, DlqStage
+from schemas.topics import ALERTS, DAY_MS, DlqStage, TopicSpec
 
 from ..config import StreamsConfig
 from ..rules.calendar import default_calendar
@@ -60,6 +60,14 @@ log = logging.getLogger(__name__)
 def subjects_topic_name(app_id: str) -> str:
     """The internal re-keying topic, named like Faust's own internal topics."""
     return f"{app_id}-{SUBJECTS_SUFFIX}"
+
+
+def internal_topics(app_id: str) -> list[TopicSpec]:
+    """Topics the shell must create before the worker starts: Faust declares an internal topic
+    only as it subscribes, after the first assignment has skipped it as missing, so its
+    partitions would stay unassigned until the next rebalance (minutes later)."""
+    return [TopicSpec(name=subjects_topic_name(app_id), key="subject", value="routed record",
+                      cleanup="delete", retention_ms=7 * DAY_MS, writer="early warning")]
 
 
 M = TypeVar("M", bound=AvroRecord)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import faust
 
 from hub.bootstrap import streams_config
+from hub.commands.worker import create_internal_topics
 from hub.logs import configure
 from hub.settings import get_settings
 from streams.app import create_app
@@ -17,6 +18,7 @@ def main() -> None:
     configure(settings.log_level, settings.log_format)
     cfg = streams_config(settings)
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
+    create_internal_topics(settings, cfg)
     app = create_app(cfg)
     for name in [n for n in app.agents if not n.startswith("early-warning")]:
         del app.agents[name]

@@ -258,16 +258,19 @@ def test_state_survives_a_restart_and_the_timer_rechecks_deadlines(
     today = local_date(datetime.now(UTC))
     # 4 working days away: no alert under the default 3 (nor from the session worker, if any)
     deadline = default_calendar().add_working_days(today, 4)
+    # FUNGSIONAL counts as senior for these workers only: their alerts cannot come from the
+    # session's worker (default settings), which may be reading the same topics
     c = _case(f"ew-{tag}-r", random_nip(random.Random(tag)), region=QUIET,
-              position=Position.JPT, state=CaseState.RECOMMENDED, next_deadline=deadline)
-    senior = stable_id(SENIOR_OFFICIAL, c.case_id, "JPT")
+              position=Position.FUNGSIONAL, state=CaseState.RECOMMENDED, next_deadline=deadline)
+    senior = stable_id(SENIOR_OFFICIAL, c.case_id, "FUNGSIONAL")
+    mine = {"senior_positions": '["FUNGSIONAL"]', "deadline_scan_s": "1"}
     at_risk = stable_id(DEADLINE_AT_RISK, c.case_id, deadline)
 
     def ids(rs: list) -> Counter[str]:
         return Counter(al.alert_id for al in _alerts(rs))
 
     with _ew_worker(topics, tmp_path, app_id, deadline_risk_working_days="3",
-                    deadline_scan_s="1") as first_log:
+                    **mine) as first_log:
         value = CODEC.encode(CaseRecord.avro_name, c.to_avro(), topic=CASES)
         asyncio.run(produce(topics, CASES, [(c.case_id.encode(), value, None)]))
         seen = asyncio.run(consume_until(topics, [ALERTS], lambda rs: senior in ids(rs),
@@ -277,7 +280,7 @@ def test_state_survives_a_restart_and_the_timer_rechecks_deadlines(
     assert "deadline re-checks" not in first_log.read_text()
 
     with _ew_worker(topics, tmp_path, app_id, deadline_risk_working_days="5",
-                    deadline_scan_s="1") as second_log:
+                    **mine) as second_log:
         seen = asyncio.run(consume_until(topics, [ALERTS], lambda rs: at_risk in ids(rs),
                                          timeout_s=120))
         assert re.search(r"early warning: \d+ deadline re-checks", second_log.read_text())
@@ -285,7 +288,7 @@ def test_state_survives_a_restart_and_the_timer_rechecks_deadlines(
         nxt = c.model_copy(update={"case_id": f"ew-{tag}-n", "next_deadline": None})
         value = CODEC.encode(CaseRecord.avro_name, nxt.to_avro(), topic=CASES)
         asyncio.run(produce(topics, CASES, [(nxt.case_id.encode(), value, None)]))
-        follow = stable_id(SENIOR_OFFICIAL, nxt.case_id, "JPT")
+        follow = stable_id(SENIOR_OFFICIAL, nxt.case_id, "FUNGSIONAL")
         seen = asyncio.run(consume_until(topics, [ALERTS], lambda rs: follow in ids(rs),
                                          timeout_s=120))
     counts = ids(seen)
