@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 import faust
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from schemas.codec import AvroCodec
@@ -54,6 +55,7 @@ STAGE = DlqStage.ALERTS.value
 TABLE = "early-warning"
 SUBJECTS_SUFFIX = "early-warning-subjects"
 SPIKE_SUBJECTS = ("region:", "province:", "agency:")  # routed from netral.events
+Pending = list["asyncio.Future[Any]"]
 log = logging.getLogger(__name__)
 
 
@@ -101,21 +103,34 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
     async def _stop_output(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         await out.stop()
 
-    async def send_alerts(alerts: tuple[Alert, ...] | list[Alert]) -> None:
+    async def send_alerts(alerts: tuple[Alert, ...], pending: Pending) -> None:
         for alert in alerts:
             log.info("alert %s %s %s case=%s", alert.rule, alert.severity, alert.region_code,
                      alert.case_id)
-            await out.send(ALERTS, alert.region_code.encode(),
-                           codec.encode(Alert.avro_name, alert.to_avro(), topic=ALERTS))
+            pending.append(await out.send(
+                ALERTS, alert.region_code.encode(),
+                codec.encode(Alert.avro_name, alert.to_avro(), topic=ALERTS)))
 
-    async def route(msg: faust.types.Message, subject_list: tuple[str, ...]) -> None:
+    async def route(msg: faust.types.Message, subject_list: tuple[str, ...],
+                    pending: Pending) -> None:
         for subject in subject_list:
-            await out.send(subjects_name, subject.encode(), msg.value or b"")
+            pending.append(await out.send(subjects_name, subject.encode(), msg.value or b""))
+
+    async def acknowledged(pending: Pending) -> None:
+        """Wait for the broker's acks before the events' offsets may be committed; a send the
+        broker refused after the producer's retries stops the worker (nothing is skipped)."""
+        try:
+            await asyncio.gather(*pending)
+        except KafkaError as err:
+            log.critical("early warning cannot publish (%s): stopping the worker", err)
+            await app.crash(err)
+            raise
 
     @app.agent(topics.events, name="early-warning-route", concurrency=1)
     async def route_events(stream: faust.StreamT[bytes]) -> None:
         batches = stream.take_events(cfg.batch_size, within=cfg.batch_within_s)  # type: ignore[attr-defined]
         async for batch in batches:
+            pending: Pending = []
             for event in batch:
                 msg = event.message
                 try:
@@ -129,14 +144,15 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
                     await to_dlq(topics, STAGE, msg, err)
                     continue
                 if alert is not None:
-                    await send_alerts((alert,))
-                await route(msg, subject_list)
-            await out.flush()  # acknowledged before the batch's offsets can be committed
+                    await send_alerts((alert,), pending)
+                await route(msg, subject_list, pending)
+            await acknowledged(pending)
 
     @app.agent(topics.cases, name="early-warning-route-cases", concurrency=1)
     async def route_cases(stream: faust.StreamT[bytes]) -> None:
         batches = stream.take_events(cfg.batch_size, within=cfg.batch_within_s)  # type: ignore[attr-defined]
         async for batch in batches:
+            pending: Pending = []
             for event in batch:
                 msg = event.message
                 if not msg.value:
@@ -149,8 +165,8 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
                                       msg.topic, msg.partition, msg.offset)
                     await to_dlq(topics, STAGE, msg, err)
                     continue
-                await route(msg, subject_list)
-            await out.flush()
+                await route(msg, subject_list, pending)
+            await acknowledged(pending)
 
     @app.agent(subjects, name="early-warning", concurrency=1)
     async def judge(stream: faust.StreamT[bytes]) -> None:
@@ -178,8 +194,9 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
                 after = dump_state(state)
                 if after != before:
                     table[subject] = after
-            await send_alerts(alerts)
-            await out.flush()
+            pending: Pending = []
+            await send_alerts(alerts, pending)
+            await acknowledged(pending)
 
     @app.timer(interval=ew.deadline_scan_s)
     async def scan_deadlines() -> None:
@@ -192,9 +209,7 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
             watch = load_state(value)
             if isinstance(watch, CaseWatch) and deadline_due(watch, ew, calendar, now):
                 due.append(subject)
-        for subject in due:
-            await out.send(subjects_name, subject.encode(), b"")
-        await out.flush()
+        await acknowledged([await out.send(subjects_name, s.encode(), b"") for s in due])
         if due:
             log.info("early warning: %d deadline re-checks", len(due))
 
@@ -217,23 +232,16 @@ class _PlainProducer:
     def __init__(self, conn: KafkaConnection) -> None:
         self._conn = conn
         self._producer: AIOKafkaProducer | None = None
-        self._pending: list[asyncio.Future[Any]] = []
 
-    async def send(self, topic: str, key: bytes, value: bytes) -> None:
+    async def send(self, topic: str, key: bytes, value: bytes) -> asyncio.Future[Any]:
+        """Queue one record; the future resolves when the broker acknowledged it."""
         if self._producer is None:
             self._producer = AIOKafkaProducer(**self._conn.aiokafka_kwargs(), acks="all",
                                               enable_idempotence=True)
             await self._producer.start()
-        self._pending.append(await self._producer.send(topic, key=key, value=value))
-
-    async def flush(self) -> None:
-        """Wait until the broker acknowledged everything sent so far (raises if it refused)."""
-        pending, self._pending = self._pending, []
-        if pending:
-            await asyncio.gather(*pending)
+        return await self._producer.send(topic, key=key, value=value)
 
     async def stop(self) -> None:
         if self._producer is not None:
-            await self.flush()
             await self._producer.stop()
             self._producer = None
