@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
+from pathlib import Path
 
 import pytest
 
@@ -507,3 +508,13 @@ def test_settings_feed_the_config() -> None:
     bad = NetralSettings(ew_pasal71_windows={"PILKADA_2024": ("2024-03-22", "2024-01-01")})
     with pytest.raises(ConfigError, match="NETRAL_EW_PASAL71_WINDOWS"):
         early_warning_config(bad)
+
+
+def test_an_ikp_file_that_cannot_be_read_names_the_setting(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="NETRAL_EW_IKP_FILE"):
+        load_ikp(tmp_path / "missing.csv")
+    own = tmp_path / "ikp.csv"
+    own.write_text("region_code,region_name,score,basis\n36.01,Kabupaten Pandeglang,70,"
+                   "illustrative\n", "utf-8")
+    table = load_ikp(own)
+    assert table.score_of("36.01") is not None and table.score_of("36.02") is None
