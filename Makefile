@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
 
 
-.PHONY: help install broker-dist compose-client demo test test-unit test-integration lint bench clean
+.PHONY: help install broker-dist compose-client chromium demo test test-faults test-unit test-integration lint bench clean
 
 help:
 	@echo "make demo   - set up and run the hub locally on a sample wave, show the result"
@@ -44,15 +44,29 @@ compose-client:
 	  && mv $(NETRAL_HOME)/tools/gobin/cmd $(COMPOSE_BIN); \
 	else echo "no docker compose client and no Go toolchain: the compose test will fail"; fi
 
-test: broker-dist compose-client
+# The dashboard test drives Debian's chromium with Playwright (never `playwright install`: no
+# browser downloads here); installed once from the distribution when missing (CI runs as root).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { echo "installing Debian chromium (dashboard test)"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; }
+
+test: broker-dist compose-client chromium
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: no test ran (pytest exit 5): that is a failure"; exit 1; fi; \
 	exit $$rc
 
+# The full fault-injection suite (the light form runs in `make test`): more cases, >= 5 worker
+# SIGKILLs, a 60 s SIASN outage; prints the table of counts against the ground truth.
+test-faults: broker-dist
+	NETRAL_TEST_FAULTS=full NETRAL_TEST_SIGKILLS=6 NETRAL_TEST_CASES=400 \
+	  $(BIN)/python -m pytest -q -s -p no:cacheprovider -p no:logging \
+	  tests/integration/test_faults.py tests/integration/test_cases_stream.py $(PYTEST_ARGS)
+
 test-unit: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "unit or contract" $(PYTEST_ARGS)
 
-test-integration: broker-dist
+test-integration: broker-dist chromium
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m integration $(PYTEST_ARGS)
 
 lint: install

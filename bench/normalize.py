@@ -3,7 +3,7 @@
 Three pipelines consume the same raw Bawaslu records (20% duplicate ids, as in perf-notes):
 - floor: a plain aiokafka loop (getmany, fastavro decode, dedupe in a set, encode, send, commit);
 - rule: the same loop running the hub's real normalize rule (decode, validate, map, encode);
-- faust: the real ``netral worker`` (Faust, exactly_once) running normalize.
+- faust: the real ``netral worker`` (Faust, the default at_least_once) running normalize.
 Ratios to the floor are what count on a noisy 2-core machine. ``BENCH_GUARANTEE=at_least_once``
 runs the Faust worker without transactions, for comparison.
 """
@@ -100,7 +100,8 @@ def faust_worker(conn: KafkaConnection, home: Path, total: int) -> tuple[float, 
     env = {k: v for k, v in os.environ.items() if not k.startswith("NETRAL_")}
     env.update(NETRAL_KAFKA_BOOTSTRAP=conn.bootstrap, NETRAL_HOME=str(home),
                NETRAL_WORKER_APP_ID=app_id, NETRAL_LOG_LEVEL="WARNING",
-               NETRAL_WORKER_PROCESSING_GUARANTEE=os.environ.get("BENCH_GUARANTEE", "exactly_once"))
+               NETRAL_WORKER_PROCESSING_GUARANTEE=os.environ.get("BENCH_GUARANTEE",
+                                                                 "at_least_once"))
     log = (home / "worker.log").open("wb")
     spawned = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "hub", "worker"], env=env, cwd=REPO,

@@ -22,8 +22,14 @@ SECTIONS = [
      "python -m bench.codec"),
     ("bench.normalize", "normalize stage against plain aiokafka loops (same broker, same data)",
      "python -m bench.normalize 50000"),
+    ("bench.cases", "Stream side: normalize + cases against plain aiokafka loops (same broker, "
+     "same simulated wave)", "python -m bench.cases 3000"),
     ("bench.ingest", "Ingest: outbox relay and HTTP ingest against a plain producer",
      "python -m bench.ingest 20000"),
+    ("bench.monitor", "Monitoring API latency on 100,000 cases against the bare queries",
+     "python -m bench.monitor 100000"),
+    ("bench.sinks", "Sinks: the SQL national record and the SIASN adapter against plain loops "
+     "(same broker, same data)", "python -m bench.sinks 3000 500"),
 ]
 PACKAGES = ["faust-streaming", "aiokafka", "fastavro", "pydantic", "SQLAlchemy"]
 

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
+
 from schemas.codec import AvroCodec
 from schemas.errors import ConfigError
 from schemas.kafka import KafkaConnection
+from sinks.alerts.channels import RetryPolicy, SmtpConfig
+from sinks.alerts.routes import Routes, example_routes_file, load_routes
+from sinks.siasn.client import SiasnConfig
+from sinks.siasn.runner import AdapterTopics, RunnerOptions
 from streams.config import StreamsConfig
 from streams.rules.early_warning.config import EarlyWarningConfig, Pasal71Window
 
+from .broker.cluster import LocalCluster
 from .broker.local import LocalBroker
-from .settings import NetralSettings
+from .settings import DEV_SIASN_SECRETS, NetralSettings
+
+if TYPE_CHECKING:
+    from .api.deps import Monitor
 
 
 def local_broker(settings: NetralSettings) -> LocalBroker:
@@ -23,10 +35,25 @@ def local_broker(settings: NetralSettings) -> LocalBroker:
     )
 
 
+def local_cluster(settings: NetralSettings, size: int | None = None) -> LocalCluster | None:
+    """The local multi-node cluster: the one laid out in the state folder, or a new one of
+    ``size`` nodes; None when there is none and no size is asked for."""
+    kwargs = {"version": settings.kafka_version, "host": settings.broker_host,
+              "heap_mb": settings.broker_cluster_heap_mb}
+    if size is not None:
+        return LocalCluster(settings.state_dir(), size=size, **kwargs)  # type: ignore[arg-type]
+    return LocalCluster.existing(settings.state_dir(), **kwargs)
+
+
 def bootstrap_servers(settings: NetralSettings) -> str:
-    """NETRAL_KAFKA_BOOTSTRAP if set, else the local broker (which must be running)."""
+    """NETRAL_KAFKA_BOOTSTRAP if set, else the local cluster or broker (which must run)."""
     if settings.kafka_bootstrap:
         return settings.kafka_bootstrap
+    if (cluster := local_cluster(settings)) is not None:
+        if not any(n.running for n in cluster.status()):
+            raise ConfigError("no Kafka to talk to: the local cluster is stopped; start it with "
+                              f"`netral broker start --brokers {cluster.size}`")
+        return cluster.bootstrap()
     broker = local_broker(settings)
     if broker.running_pid() is None:
         raise ConfigError(
@@ -59,6 +86,7 @@ def streams_config(settings: NetralSettings) -> StreamsConfig:
         web_port=settings.worker_web_port,
         batch_size=settings.worker_batch_size,
         batch_within_s=settings.worker_batch_within_s,
+        deadline_scan_interval_s=settings.deadline_scan_interval_s,
         early_warning=early_warning_config(settings),
     )
 
@@ -83,4 +111,90 @@ def early_warning_config(settings: NetralSettings) -> EarlyWarningConfig:
         ikp_high=settings.ew_ikp_high,
         ikp_file=settings.ew_ikp_file,
         deadline_scan_s=settings.ew_deadline_scan_s,
+    )
+
+
+def alert_routes(settings: NetralSettings) -> Routes:
+    """The routes file; without NETRAL_ALERTS_ROUTES_FILE the shipped example, in dev only."""
+    path = settings.alerts_routes_file
+    if path is None:
+        if settings.env == "prod":
+            raise ConfigError("set NETRAL_ALERTS_ROUTES_FILE to the Satgas routes file "
+                              "(the shipped example is for the local demo only)")
+        path = example_routes_file()
+    return load_routes(path)
+
+
+def alert_retry_policy(settings: NetralSettings) -> RetryPolicy:
+    return RetryPolicy(max_attempts=settings.alerts_max_attempts,
+                       initial_s=settings.alerts_backoff_initial_s,
+                       max_s=settings.alerts_backoff_max_s,
+                       timeout_s=settings.alerts_http_timeout_s)
+
+
+def smtp_config(settings: NetralSettings) -> SmtpConfig:
+    return SmtpConfig(host=settings.alerts_smtp_host, port=settings.alerts_smtp_port,
+                      mail_from=settings.alerts_mail_from,
+                      username=settings.alerts_smtp_username,
+                      password=settings.alerts_smtp_password,
+                      security=settings.alerts_smtp_security)
+
+
+def siasn_config(settings: NetralSettings) -> SiasnConfig:
+    """Where SIASN is and how to retry; the mock's dev credentials are refused in prod."""
+    secrets = {settings.siasn_client_secret.get_secret_value(),
+               settings.siasn_password.get_secret_value()}
+    if settings.env == "prod" and secrets & set(DEV_SIASN_SECRETS):
+        raise ConfigError("NETRAL_SIASN_CLIENT_SECRET / NETRAL_SIASN_PASSWORD still hold the "
+                          "mock's dev values: set the real SIASN credentials")
+    try:
+        return SiasnConfig(
+            base_url=settings.siasn_url, api_path=settings.siasn_api_path,
+            gateway_token_url=settings.siasn_gateway_token_url,
+            sso_token_url=settings.siasn_sso_token_url,
+            client_id=settings.siasn_client_id, client_secret=settings.siasn_client_secret,
+            username=settings.siasn_username, password=settings.siasn_password,
+            sso_client_id=settings.siasn_sso_client_id, timeout_s=settings.siasn_timeout_s,
+            max_attempts=settings.siasn_max_attempts,
+            backoff_initial_s=settings.siasn_backoff_initial_s,
+            backoff_max_s=settings.siasn_backoff_max_s,
+            breaker_threshold=settings.siasn_breaker_threshold,
+            breaker_reset_s=settings.siasn_breaker_reset_s,
+            max_hold_s=settings.siasn_max_hold_s,
+            token_refresh_margin_s=settings.siasn_token_refresh_margin_s,
+        )
+    except ValidationError as err:  # the settings checked each field; this is a combination
+        first = err.errors()[0]
+        loc = first["loc"]
+        names = (f"NETRAL_SIASN_{'URL' if loc[0] == 'base_url' else str(loc[0]).upper()}"
+                 if loc else "NETRAL_SIASN_MAX_ATTEMPTS / _BREAKER_THRESHOLD")
+        raise ConfigError(f"setting {names} is invalid: "
+                          f"{first['msg'].removeprefix('Value error, ')}") from None
+
+
+def siasn_runner_options(settings: NetralSettings, topics: AdapterTopics | None = None
+                         ) -> RunnerOptions:
+    """The adapter loop's tunables; ``topics`` overrides the topic names (tests, staging)."""
+    return RunnerOptions(
+        transactional_id=settings.siasn_transactional_id, batch_size=settings.siasn_batch_size,
+        concurrency=settings.siasn_concurrency, alert_region=settings.siasn_alert_region,
+        topics=topics or AdapterTopics(),
+    )
+
+
+def monitor(settings: NetralSettings) -> Monitor:
+    """The monitoring API's services: the national record's engine, the monitoring keys."""
+    from sinks.sql.engine import create_sql_engine
+
+    from .api.access import MonitorKeyStore
+    from .api.deps import Monitor
+
+    return Monitor(
+        engine=create_sql_engine(settings.resolved_database_url()),
+        keys=MonitorKeyStore.load(settings.resolved_monitor_keys_file()),
+        page_max=settings.api_page_max,
+        deadline_risk_days=settings.deadline_risk_days,
+        poll_s=settings.dashboard_poll_s,
+        lag_refresh_s=settings.lag_refresh_s,
+        lag_timeout_s=settings.lag_timeout_s,
     )

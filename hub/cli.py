@@ -9,14 +9,18 @@ import typer
 from schemas.errors import ConfigError, HubError
 
 from .cli_calendar import calendar_app
+from .commands.alerts import alerts_app
 from .commands.api import api, api_key_app
 from .commands.asyncapi import asyncapi
 from .commands.broker import broker_app
+from .commands.cases import cases_app
 from .commands.connector import connector_app
 from .commands.db import db_app
 from .commands.dlq import dlq_app
 from .commands.file_import import import_
+from .commands.lag import lag
 from .commands.mock_siasn import mock_siasn
+from .commands.replay import replay
 from .commands.siasn_adapter import siasn_adapter
 from .commands.simulate import simulate_cmd
 from .commands.sql_sink import sql_sink
@@ -40,13 +44,17 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(connector_app, name="connector")
 app.add_typer(calendar_app, name="calendar")
 app.add_typer(db_app, name="db")
+app.add_typer(cases_app, name="cases")
+app.add_typer(alerts_app, name="alerts")
 app.command("sql-sink")(sql_sink)
 app.command("worker")(worker)
+app.command("replay")(replay)
 app.command("up")(up)
 app.command("demo")(demo)
 app.command("asyncapi")(asyncapi)
 app.command("api")(api)
 app.command("import")(import_)
+app.command("lag")(lag)
 app.command("simulate")(simulate_cmd)
 app.command("mock-siasn")(mock_siasn)
 app.command("siasn-adapter")(siasn_adapter)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
-from schemas.errors import RetriableError
+from schemas.errors import ConfigError, RetriableError
 from schemas.kafka import KafkaConnection
 from schemas.topics import TopicSpec
 
@@ -62,6 +62,19 @@ async def wait_ready(conn: KafkaConnection, timeout_s: float, brokers: int = 1) 
     raise RetriableError(f"no answer from {conn.bootstrap} after {timeout_s:.0f}s ({last})")
 
 
+async def _check_fixed_partitions(admin: AIOKafkaAdminClient, specs: list[TopicSpec]) -> None:
+    """An existing topic whose partition count the design fixes must have exactly that many."""
+    fixed = {s.name: s.partitions for s in specs if s.partitions}
+    if not fixed:
+        return
+    for topic in await admin.describe_topics(list(fixed)):
+        have = len(topic.get("partitions", []))
+        if have != fixed[topic["topic"]]:
+            raise ConfigError(
+                f"topic {topic['topic']} has {have} partitions but the cases stage needs "
+                f"{fixed[topic['topic']]}: recreate it (locally: `netral broker reset --yes`)")
+
+
 @dataclass(frozen=True)
 class TopicsReport:
     created: list[str]
@@ -87,7 +100,9 @@ async def create_topics(
             configs = spec.configs(min_insync)
             if spec.name.startswith(("netral.raw.", "netral.dlq.")):
                 configs["max.message.bytes"] = str(LARGE_TOPIC_MAX_BYTES)
-            new.append(NewTopic(spec.name, partitions, replication, topic_configs=configs))
+            new.append(NewTopic(spec.name, spec.partition_count(partitions), replication,
+                                topic_configs=configs))
+        await _check_fixed_partitions(admin, [s for s in specs if s.name in present])
         created: list[str] = []
         if new:
             response = await admin.create_topics(new)

@@ -10,13 +10,19 @@ from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas import regions
 from schemas.errors import ConfigError
 from schemas.kafka import KafkaConnection
 from schemas.models.enums import Election, Position
+from sinks.siasn.runner import NATIONAL_REGION
+
+DEV_SIASN_SECRETS = ("netral-dev-secret", "netral-dev-password")
+"""The mock SIASN's client secret and password: defaults in dev, refused with NETRAL_ENV=prod."""
 
 
 def _default_pasal71() -> dict[Election, tuple[date, date | None]]:
@@ -52,6 +58,8 @@ class NetralSettings(BaseSettings):
     broker_port: int = Field(9092, ge=0, le=65535, description="0 picks a free port")
     broker_controller_port: int = Field(0, ge=0, le=65535, description="0 picks a free port")
     broker_heap_mb: int = Field(512, ge=128, le=16384)
+    broker_cluster_heap_mb: int = Field(384, ge=128, le=16384,
+                                        description="Heap per node of `--brokers N` clusters")
     broker_start_timeout_s: float = Field(90.0, gt=0)
     broker_stop_timeout_s: float = Field(30.0, gt=0)
 
@@ -62,10 +70,16 @@ class NetralSettings(BaseSettings):
 
     # Stream worker (Faust).
     worker_app_id: str = "netral-streams"
-    worker_processing_guarantee: Literal["exactly_once", "at_least_once"] = "exactly_once"
+    # at_least_once: faust-streaming 0.15's exactly_once puts each send in the transaction of
+    # its *destination* partition (faust/transport/consumer.py, Consumer.send), not of the input
+    # whose offset it commits; every output here carries a deterministic id instead (README).
+    worker_processing_guarantee: Literal["exactly_once", "at_least_once"] = "at_least_once"
     worker_web_port: int = Field(6066, ge=0, le=65535)
     worker_batch_size: int = Field(500, ge=1, le=100_000)
     worker_batch_within_s: float = Field(0.05, gt=0)
+    deadline_scan_interval_s: float = Field(
+        300.0, ge=0, description="How often the leader asks for a deadline scan; 0: never "
+        "(ticks only from `netral cases tick`)")
 
     # HTTP API and ingest.
     api_host: str = "127.0.0.1"
@@ -89,10 +103,94 @@ class NetralSettings(BaseSettings):
     ew_ikp_high: float = Field(66.0, ge=0, le=100)
     ew_ikp_file: Path | None = Field(None, description="Default: the shipped IKP 2024 scores")
     ew_deadline_scan_s: float = Field(300.0, gt=0)
+    # Monitoring API and dashboard (roles by key, sessions, live updates, lag).
+    monitor_keys_file: Path | None = Field(None, description="Default: <home>/monitor-keys.yaml")
+    api_session_secret: SecretStr | None = Field(
+        None, description="Signs dashboard session cookies; required when NETRAL_ENV=prod")
+    api_session_max_age_s: int = Field(8 * 3600, ge=60, le=30 * 86400)
+    api_page_max: int = Field(500, ge=1, le=10_000, description="Largest page of /v1/cases")
+    dashboard_poll_s: float = Field(2.0, gt=0, le=60, description="SSE refresh interval")
+    deadline_risk_days: int = Field(3, ge=0, le=30,
+                                    description="Working days left that count as at risk")
+    lag_refresh_s: float = Field(15.0, gt=0, le=3600,
+                                 description="How often the API refreshes lag for /metrics")
+    lag_timeout_s: float = Field(10.0, gt=0, le=300, description="Broker timeout of lag reads")
 
     # Wire format and stores.
     schema_registry_url: str | None = None
     database_url: str | None = None
+
+    # SIASN adapter (`netral siasn-adapter`); the defaults talk to `netral mock-siasn`.
+    siasn_url: str = Field("http://127.0.0.1:8780",
+                           description="SIASN base URL: scheme, host and port, no path")
+    siasn_api_path: str = Field("/apisiasn/1.0", pattern=r"^/\S*$")
+    siasn_gateway_token_url: str | None = Field(
+        None, pattern=r"^https?://\S+$", description="Default: <siasn_url>/oauth2/token")
+    siasn_sso_token_url: str | None = Field(
+        None, pattern=r"^https?://\S+$", description="Default: <siasn_url>/sso/token")
+    siasn_client_id: str = Field("netral-dev", min_length=1)
+    siasn_client_secret: SecretStr = SecretStr(DEV_SIASN_SECRETS[0])
+    siasn_username: str = Field("netral-operator", min_length=1)
+    siasn_password: SecretStr = SecretStr(DEV_SIASN_SECRETS[1])
+    siasn_sso_client_id: str | None = None
+    siasn_timeout_s: float = Field(10.0, gt=0)
+    siasn_max_attempts: int = Field(8, ge=1, le=100,
+                                    description="Must exceed NETRAL_SIASN_BREAKER_THRESHOLD")
+    siasn_backoff_initial_s: float = Field(0.5, gt=0)
+    siasn_backoff_max_s: float = Field(30.0, gt=0)
+    siasn_breaker_threshold: int = Field(5, ge=1)
+    siasn_breaker_reset_s: float = Field(30.0, gt=0)
+    siasn_max_hold_s: float = Field(1800.0, gt=0)
+    siasn_token_refresh_margin_s: float = Field(60.0, ge=0)
+    siasn_group_id: str = Field("netral-siasn-adapter", min_length=1)
+    siasn_transactional_id: str | None = Field(None, description="Default: <group id>-tx")
+    siasn_batch_size: int = Field(100, ge=1, le=10_000)
+    siasn_concurrency: int = Field(8, ge=1, le=256)
+    siasn_alert_region: str = Field(NATIONAL_REGION, description="Region whose Satgas gets "
+                                    "failure alerts (orders carry none); 31: DKI Jakarta, BKN")
+
+    # Satgas alert channels (`netral alerts run`, `netral alerts receiver`).
+    alerts_routes_file: Path | None = Field(
+        None, description="Routes YAML; default: the shipped example (dev only)")
+    alerts_group_id: str = "netral-alerts"
+    alerts_batch_size: int = Field(200, ge=1, le=10_000)
+    alerts_concurrency: int = Field(8, ge=1, le=256)
+    alerts_max_attempts: int = Field(5, ge=1, le=100)
+    alerts_backoff_initial_s: float = Field(0.5, gt=0)
+    alerts_backoff_max_s: float = Field(30.0, gt=0)
+    alerts_http_timeout_s: float = Field(10.0, gt=0)
+    alerts_digest_threshold: int = Field(10, ge=1, description="Alerts per window sent singly")
+    alerts_digest_window_s: float = Field(300.0, gt=0)
+    alerts_smtp_host: str = "127.0.0.1"
+    alerts_smtp_port: int = Field(1025, ge=1, le=65535)
+    alerts_smtp_username: str | None = None
+    alerts_smtp_password: SecretStr | None = None
+    alerts_smtp_security: Literal["none", "starttls", "tls"] = "none"
+    alerts_mail_from: str = Field("netral-alerts@localhost", pattern=r"^[^@\s]+@[^@\s]+$")
+    alerts_receiver_file: Path | None = Field(
+        None, description="Where `netral alerts receiver` appends; default <home>/alerts.jsonl")
+    alerts_signature_tolerance_s: float = Field(300.0, gt=0)
+    alerts_metrics_host: str = "127.0.0.1"
+    alerts_metrics_port: int | None = Field(None, ge=1, le=65535,
+                                            description="Serve Prometheus metrics; unset: off")
+
+    @field_validator("siasn_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("give the SIASN base URL as http(s)://host[:port]")
+        if parts.path.strip("/") or parts.query:
+            raise ValueError("give scheme, host and port only; the API path is "
+                             "NETRAL_SIASN_API_PATH (default /apisiasn/1.0)")
+        return value
+
+    @field_validator("siasn_alert_region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        if not regions.is_known(value):
+            raise ValueError("not a Kemendagri region code (e.g. 31 or 32.73)")
+        return value
 
     def state_dir(self) -> Path:
         """The state folder as an absolute path."""
@@ -100,6 +198,25 @@ class NetralSettings(BaseSettings):
 
     def resolved_api_keys_file(self) -> Path:
         return self.api_keys_file or self.state_dir() / "api-keys.yaml"
+
+    def resolved_alerts_receiver_file(self) -> Path:
+        return self.alerts_receiver_file or self.state_dir() / "alerts-received.jsonl"
+
+    def resolved_monitor_keys_file(self) -> Path:
+        return self.monitor_keys_file or self.state_dir() / "monitor-keys.yaml"
+
+    def session_secret(self) -> str | None:
+        """The cookie-signing secret; None in dev means "a random one per process"."""
+        if self.api_session_secret is not None:
+            value = self.api_session_secret.get_secret_value()
+            if len(value) < 32:
+                raise ConfigError("setting NETRAL_API_SESSION_SECRET is too short: use at least "
+                                  "32 random characters")
+            return value
+        if self.env == "prod":
+            raise ConfigError("setting NETRAL_API_SESSION_SECRET is required when "
+                              "NETRAL_ENV=prod (32+ random characters)")
+        return None
 
     def resolved_database_url(self) -> str:
         """The SQL URL, defaulting to SQLite in the state folder."""

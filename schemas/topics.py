@@ -45,6 +45,11 @@ class TopicSpec(BaseModel):
     cleanup: str  # "delete" or "compact"
     retention_ms: int | None  # None: keep forever (compacted topics)
     writer: str
+    partitions: int | None = None  # None: the operator's default (NETRAL_TOPIC_PARTITIONS)
+
+    def partition_count(self, default: int) -> int:
+        """How many partitions the topic is created with."""
+        return self.partitions or default
 
     def configs(self, min_insync_replicas: int) -> dict[str, str]:
         """Broker-side topic configs, as strings, exactly as created."""
@@ -73,6 +78,13 @@ ORDERS_SIASN = "netral.orders.siasn"
 ORDERS_SIASN_RESULTS = "netral.orders.siasn.results"
 ALERTS = "netral.alerts"
 COMMANDS = "netral.commands"
+DEADLINE_TICKS = "netral.deadline-ticks"
+
+CASE_STAGE_PARTITIONS = 1
+"""The inputs of the cases processor (events, commands, SIASN results, deadline ticks) have one
+partition: the national record needs one view of every person to join a name-only report to a
+known NIP, and one total order of its inputs. National volume (thousands of cases per election)
+is far below one worker's throughput; a second worker is a hot standby (README, design notes)."""
 
 
 def catalogue() -> list[TopicSpec]:
@@ -90,7 +102,8 @@ def catalogue() -> list[TopicSpec]:
     ]
     specs += [
         TopicSpec(name=EVENTS, key="case key", value="CanonicalEvent", cleanup="delete",
-                  retention_ms=90 * DAY_MS, writer="normalize"),
+                  retention_ms=90 * DAY_MS, writer="normalize",
+                  partitions=CASE_STAGE_PARTITIONS),
         TopicSpec(name=CASES, key="case id", value="CaseRecord", cleanup="compact",
                   retention_ms=None, writer="cases processor"),
         TopicSpec(name=CASE_EVENTS, key="case id", value="CaseTransition", cleanup="delete",
@@ -98,11 +111,15 @@ def catalogue() -> list[TopicSpec]:
         TopicSpec(name=ORDERS_SIASN, key="NIP", value="SiasnOrder", cleanup="compact",
                   retention_ms=None, writer="cases processor"),
         TopicSpec(name=ORDERS_SIASN_RESULTS, key="NIP", value="SiasnOrderResult",
-                  cleanup="delete", retention_ms=365 * DAY_MS, writer="SIASN adapter"),
+                  cleanup="delete", retention_ms=365 * DAY_MS, writer="SIASN adapter",
+                  partitions=CASE_STAGE_PARTITIONS),
         TopicSpec(name=ALERTS, key="region", value="Alert", cleanup="delete",
                   retention_ms=365 * DAY_MS, writer="early warning"),
         TopicSpec(name=COMMANDS, key="case id", value="ReviewDecision", cleanup="delete",
-                  retention_ms=3650 * DAY_MS, writer="API"),
+                  retention_ms=3650 * DAY_MS, writer="API", partitions=CASE_STAGE_PARTITIONS),
+        TopicSpec(name=DEADLINE_TICKS, key="issuer", value="DeadlineTick", cleanup="delete",
+                  retention_ms=30 * DAY_MS, writer="deadline timer / `netral cases tick`",
+                  partitions=CASE_STAGE_PARTITIONS),
     ]
     specs += [
         TopicSpec(name=dlq_topic(s), key="original key", value="original bytes",

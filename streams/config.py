@@ -19,7 +19,7 @@ class StreamsConfig(BaseModel):
 
     app_id: str = "netral-streams"
     kafka: KafkaConnection
-    processing_guarantee: Literal["exactly_once", "at_least_once"] = "exactly_once"
+    processing_guarantee: Literal["exactly_once", "at_least_once"] = "at_least_once"
     partitions: int = 4
     replication: int = 1
     data_dir: Path
@@ -28,3 +28,4 @@ class StreamsConfig(BaseModel):
     batch_within_s: float = 0.05
     max_message_bytes: int = 1024 * 1024
     early_warning: EarlyWarningConfig = EarlyWarningConfig()
+    deadline_scan_interval_s: float = 300.0  # 0: no timer (ticks only from `netral cases tick`)

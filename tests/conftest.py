@@ -60,6 +60,24 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaConnection]
         broker.stop()
 
 
+@pytest.fixture(scope="module")
+def private_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaConnection]:
+    """A fresh broker with the hub's topics for one module, whose output topics then hold only
+    what that module's workers wrote (the session broker is shared by every test)."""
+    from hub.broker.local import LocalBroker
+    from tests.helpers import netral
+
+    home = tmp_path_factory.mktemp("private-broker")
+    local = LocalBroker(home, port=0, controller_port=0, heap_mb=512,
+                        dist_dir=REPO / ".netral" / "dist")
+    bootstrap, _ = local.start(timeout_s=120)
+    try:
+        netral("topics", "create", env={"NETRAL_KAFKA_BOOTSTRAP": bootstrap}, check=True)
+        yield KafkaConnection(bootstrap=bootstrap, client_id="netral-tests")
+    finally:
+        local.stop()
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[ThrowawayPostgres]:
     """A throwaway PostgreSQL server for the session (tests/fixtures/postgres.py says how)."""
@@ -120,7 +138,8 @@ def stream_worker(topics: KafkaConnection, tmp_path_factory: pytest.TempPathFact
     app_id = f"netral-test-{uuid.uuid4().hex[:6]}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("NETRAL_")}
     env.update(NETRAL_KAFKA_BOOTSTRAP=topics.bootstrap, NETRAL_HOME=str(home),
-               NETRAL_WORKER_APP_ID=app_id, NETRAL_LOG_LEVEL="INFO")
+               NETRAL_WORKER_APP_ID=app_id, NETRAL_LOG_LEVEL="INFO",
+               NETRAL_DEADLINE_SCAN_INTERVAL_S="0")
     log = (home / "worker.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "hub", "worker"], env=env, cwd=REPO,
                             stdout=log, stderr=subprocess.STDOUT)

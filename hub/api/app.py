@@ -1,9 +1,16 @@
 """Assembly of the HTTP app. The Kafka producer lives in the app's lifespan (started on startup,
-flushed and stopped on shutdown); routers get it through a publish function."""
+flushed and stopped on shutdown); routers get it through a publish function.
+
+Without a :class:`~hub.api.deps.Monitor` the app is the ingest alone; with one it also serves the
+monitoring API (``/v1/cases`` ...), the dashboard (``/dashboard``), ``/metrics`` and a
+``/health`` that checks the database and the broker.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -12,6 +19,7 @@ from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.ingest import IngestLimits, ingest_router
 from connectors.keys import KeyStore
@@ -21,9 +29,16 @@ from schemas.kafka import KafkaConnection
 from schemas.models.raw import RawRecord
 from schemas.topics import raw_topic
 
+from .deps import Monitor
+from .ops import install_monitoring, refresh_lag
+
+log = logging.getLogger(__name__)
+
 
 def create_app(kafka: KafkaConnection, keys: KeyStore, limits: IngestLimits,
-               codec: AvroCodec | None = None) -> FastAPI:
+               codec: AvroCodec | None = None, *, monitor: Monitor | None = None,
+               session_secret: str | None = None, session_max_age_s: int = 8 * 3600
+               ) -> FastAPI:
     codec = codec or AvroCodec()
     state: dict[str, AIOKafkaProducer] = {}
 
@@ -34,10 +49,23 @@ def create_app(kafka: KafkaConnection, keys: KeyStore, limits: IngestLimits,
                                     max_request_size=limits.max_bytes * 4)
         await producer.start()
         state["producer"] = producer
+        refresher = (asyncio.create_task(refresh_lag(kafka, monitor), name="lag-refresh")
+                     if monitor is not None else None)
         try:
             yield
         finally:
+            if refresher is not None:
+                refresher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await refresher
             await producer.stop()
+
+    async def send(topic: str, key: bytes, value: bytes) -> tuple[int, int]:
+        try:
+            meta = await (await state["producer"].send(topic, value=value, key=key))
+        except KafkaError as err:
+            raise RetriableError(str(err)) from err
+        return meta.partition, meta.offset
 
     async def publish(records: Sequence[RawRecord]) -> None:
         producer = state["producer"]
@@ -54,6 +82,8 @@ def create_app(kafka: KafkaConnection, keys: KeyStore, limits: IngestLimits,
     app = FastAPI(title="netral hub API", version="0.1.0", lifespan=lifespan,
                   description="Ingest for agencies without a Kafka client. Authenticate with "
                               "the X-API-Key header issued by `netral api-key add`.")
+    app.state.codec = codec
+    app.state.send = send
     app.include_router(ingest_router(keys, publish, limits))
 
     @app.exception_handler(RequestValidationError)
@@ -62,8 +92,21 @@ def create_app(kafka: KafkaConnection, keys: KeyStore, limits: IngestLimits,
         where = ".".join(str(p) for p in first.get("loc", ()))
         return JSONResponse({"detail": f"{where}: {first.get('msg')}"}, status_code=422)
 
-    @app.get("/health", tags=["ops"])
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
+    if monitor is None:
+        @app.get("/health", tags=["ops"])
+        async def health() -> dict[str, str]:
+            return {"status": "ok"}
+        return app
+
+    app.state.monitor = monitor
+    install_monitoring(app, kafka, monitor, session_secret=session_secret,
+                       session_max_age_s=session_max_age_s)
+
+    @app.exception_handler(SQLAlchemyError)
+    async def _database_down(_: Request, err: SQLAlchemyError) -> JSONResponse:
+        log.warning("database error: %s", type(err).__name__)
+        return JSONResponse({"detail": "the national record's database is unavailable; "
+                                       "retry later"}, status_code=503,
+                            headers={"Retry-After": "5"})
 
     return app

@@ -85,6 +85,18 @@ def _cluster_id() -> str:
             return cid
 
 
+@dataclass(frozen=True)
+class Membership:
+    """A node's place in a local multi-node cluster (all decided before any node is formatted:
+    every node lists every controller)."""
+
+    cluster_id: str
+    voters: str  # controller.quorum.voters, e.g. "1@127.0.0.1:19093,2@...,3@..."
+    port: int
+    controller_port: int
+    replication: int  # RF of the internal topics (offsets, transactions), and their min ISR - 1
+
+
 class LocalBroker:
     """One local KRaft node (broker + controller) managed from the state folder."""
 
@@ -99,6 +111,7 @@ class LocalBroker:
         heap_mb: int = 512,
         node_id: int = 1,
         dist_dir: Path | None = None,
+        membership: Membership | None = None,
     ) -> None:
         self.home = home.expanduser().resolve()
         self.version = version
@@ -109,6 +122,9 @@ class LocalBroker:
         self.node_id = node_id
         self.dist_dir = (dist_dir or self.home / "dist").expanduser().resolve()
         self.node_dir = self.home / "broker" / f"node-{node_id}"
+        self.membership = membership
+        if membership is not None:
+            self.port, self.controller_port = membership.port, membership.controller_port
 
     # -- paths ---------------------------------------------------------------------------------
     @property
@@ -199,8 +215,9 @@ class LocalBroker:
             )
         port = self.port or free_port(self.host)
         cport = self.controller_port or free_port(self.host)
+        cluster_id = self.membership.cluster_id if self.membership else _cluster_id()
         meta: dict[str, object] = {
-            "port": port, "controller_port": cport, "cluster_id": _cluster_id(),
+            "port": port, "controller_port": cport, "cluster_id": cluster_id,
             "node_id": self.node_id, "version": self.version,
         }
         self.node_dir.mkdir(parents=True, exist_ok=True)
@@ -211,10 +228,13 @@ class LocalBroker:
 
     def _write_configs(self, meta: dict[str, object]) -> None:
         port, cport = meta["port"], meta["controller_port"]
+        member = self.membership
+        rf = member.replication if member else 1
         props = {
             "process.roles": "broker,controller",
             "node.id": str(self.node_id),
-            "controller.quorum.voters": f"{self.node_id}@{self.host}:{cport}",
+            "controller.quorum.voters": member.voters if member
+            else f"{self.node_id}@{self.host}:{cport}",
             "listeners": f"PLAINTEXT://{self.host}:{port},CONTROLLER://{self.host}:{cport}",
             "advertised.listeners": f"PLAINTEXT://{self.host}:{port}",
             "controller.listener.names": "CONTROLLER",
@@ -224,11 +244,14 @@ class LocalBroker:
             "num.partitions": "4",
             # Every topic is created by `netral topics create` with explicit configs.
             "auto.create.topics.enable": "false",
-            # Dev box: one node, so internal topics have RF 1 and few partitions (fast start).
-            "offsets.topic.replication.factor": "1",
+            # Dev box: internal topics have RF 1 on one node (RF 3, min ISR 2 on three), and few
+            # partitions (fast start).
+            "offsets.topic.replication.factor": str(rf),
             "offsets.topic.num.partitions": "8",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.replication.factor": str(rf),
+            "transaction.state.log.min.isr": str(max(1, rf - 1)),
+            "default.replication.factor": str(rf),
+            "min.insync.replicas": str(max(1, rf - 1)),
             "transaction.state.log.num.partitions": "8",
             "group.initial.rebalance.delay.ms": "0",
             "message.max.bytes": str(8 * 1024 * 1024 + 1024),
@@ -289,6 +312,12 @@ class LocalBroker:
         started = time.monotonic()
         if self.running_pid():
             return self.bootstrap(), 0.0
+        proc = self.launch()
+        return self.wait_started(proc, started, timeout_s)
+
+    def launch(self) -> subprocess.Popen[bytes]:
+        """Format if needed and spawn the JVM, without waiting (nodes of a cluster start
+        together: none answers before a quorum of controllers runs)."""
         self.ensure_dist()
         meta = self._init_state()
         self._write_configs(meta)
@@ -308,7 +337,12 @@ class LocalBroker:
         )
         out.close()
         self.pid_file.write_text(str(proc.pid))
-        bootstrap = f"{self.host}:{meta['port']}"
+        return proc
+
+    def wait_started(self, proc: subprocess.Popen[bytes], started: float,
+                     timeout_s: float) -> tuple[str, float]:
+        """Wait until the launched node answers metadata requests; (bootstrap, seconds)."""
+        bootstrap = self.bootstrap()
         conn = KafkaConnection(bootstrap=bootstrap, client_id="netral-broker-check")
         deadline = started + timeout_s
         while True:

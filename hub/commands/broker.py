@@ -8,7 +8,10 @@ import subprocess
 import typer
 from rich.console import Console
 
-from ..bootstrap import local_broker
+from schemas.errors import ConfigError
+
+from ..bootstrap import local_broker, local_cluster
+from ..broker.cluster import LocalCluster
 from ..settings import get_settings
 
 broker_app = typer.Typer(help="Run Apache Kafka's own broker (KRaft) locally, from Maven Central.",
@@ -25,9 +28,21 @@ def fetch() -> None:
 
 
 @broker_app.command("start")
-def start() -> None:
-    """Start the local broker (first run: resolve the jars and format storage)."""
+def start(
+    brokers: int = typer.Option(None, "--brokers", min=1, max=9,
+                                help="Run a local cluster of this many KRaft nodes (RF 3, min "
+                                     "ISR 2 on three); default: the single node, or the "
+                                     "cluster already laid out."),
+) -> None:
+    """Start the local broker or cluster (first run: resolve the jars and format storage)."""
     settings = get_settings()
+    cluster = local_cluster(settings, size=brokers) if brokers and brokers > 1 \
+        else local_cluster(settings)
+    if cluster is not None:
+        bootstrap, seconds = cluster.start(timeout_s=settings.broker_start_timeout_s)
+        console.print(f"{cluster.size}-node cluster ready on [bold]{bootstrap}[/] in "
+                      f"{seconds:.1f}s")
+        return
     broker = local_broker(settings)
     if pid := broker.running_pid():
         console.print(f"broker already running (pid {pid}) on {broker.bootstrap()}")
@@ -39,15 +54,49 @@ def start() -> None:
 
 @broker_app.command("stop")
 def stop() -> None:
-    """Stop the local broker gracefully (SIGTERM, then wait)."""
+    """Stop the local broker or every node of the local cluster gracefully."""
     settings = get_settings()
+    if (cluster := local_cluster(settings)) is not None:
+        n = cluster.stop(timeout_s=settings.broker_stop_timeout_s)
+        console.print(f"{n} of {cluster.size} nodes were running; all stopped")
+        return
     was_running = local_broker(settings).stop(timeout_s=settings.broker_stop_timeout_s)
     console.print("broker stopped" if was_running else "broker was not running")
+
+
+def _cluster_or_fail() -> LocalCluster:
+    cluster = local_cluster(get_settings())
+    if cluster is None:
+        raise ConfigError("no local cluster: start one with `netral broker start --brokers 3`")
+    return cluster
+
+
+@broker_app.command("kill")
+def kill(node: int = typer.Option(..., "--node", min=1, help="Node id (1..N).")) -> None:
+    """SIGKILL one node of the local cluster (fault injection): no clean shutdown."""
+    was = _cluster_or_fail().node(node).kill()
+    console.print(f"node {node} killed" if was else f"node {node} was not running")
+
+
+@broker_app.command("restart")
+def restart(node: int = typer.Option(..., "--node", min=1, help="Node id (1..N).")) -> None:
+    """Start one stopped or killed node of the local cluster again; it rejoins the quorum."""
+    settings = get_settings()
+    seconds = _cluster_or_fail().restart_node(node, timeout_s=settings.broker_start_timeout_s)
+    console.print(f"node {node} running (ready in {seconds:.1f}s)")
 
 
 @broker_app.command("status")
 def status() -> None:
     """Show whether the local broker runs, where, and how much data it holds."""
+    if (cluster := local_cluster(get_settings())) is not None:
+        nodes = cluster.status()
+        for n in nodes:
+            state = f"[green]running[/] (pid {n.pid})" if n.running else "[yellow]stopped[/]"
+            console.print(f"node {n.node_id}: {state} on {n.bootstrap}")
+        if not all(n.running for n in nodes):
+            raise typer.Exit(3)
+        return
     st = local_broker(get_settings()).status()
     state = f"[green]running[/] (pid {st.pid})" if st.running else "[yellow]stopped[/]"
     console.print(f"broker: {state}")
@@ -80,7 +129,10 @@ def reset(
     if not yes:
         console.print("refusing to delete the broker's data without --yes")
         raise typer.Exit(2)
-    local_broker(get_settings()).reset()
+    settings = get_settings()
+    if (cluster := local_cluster(settings)) is not None:
+        cluster.reset()
+    local_broker(settings).reset()
     console.print("local broker state deleted")
 
 

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from schemas.topics import catalogue
 
-from ..bootstrap import kafka
+from ..bootstrap import kafka, local_cluster
 from ..kafka_admin import TopicsReport, create_topics
 from ..settings import NetralSettings, get_settings
 
@@ -20,11 +20,19 @@ console = Console()
 
 
 def ensure_topics(settings: NetralSettings) -> TopicsReport:
-    """Create the missing topics of the catalogue; a second call creates nothing."""
+    """Create the missing topics of the catalogue; a second call creates nothing.
+
+    On the local multi-node cluster (no NETRAL_KAFKA_BOOTSTRAP), replication defaults to the
+    cluster's: RF min(3, nodes), min ISR RF - 1, unless NETRAL_TOPIC_REPLICATION says otherwise.
+    """
+    replication, min_insync = settings.topic_replication, settings.topic_min_insync
+    cluster = None if settings.kafka_bootstrap else local_cluster(settings)
+    if cluster is not None and "topic_replication" not in settings.model_fields_set:
+        replication = min(3, cluster.size)
+        min_insync = max(1, replication - 1)
     return asyncio.run(create_topics(
         kafka(settings, client_id="netral-admin"), catalogue(),
-        partitions=settings.topic_partitions, replication=settings.topic_replication,
-        min_insync=settings.topic_min_insync,
+        partitions=settings.topic_partitions, replication=replication, min_insync=min_insync,
     ))
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from ..bootstrap import kafka, local_broker
+from ..bootstrap import kafka, local_broker, local_cluster
 from ..kafka_admin import wait_group_stable
 from ..settings import NetralSettings, get_settings
 from .topics import ensure_topics
@@ -26,6 +26,13 @@ def start_local_broker_if_needed(settings: NetralSettings) -> bool:
     if settings.kafka_bootstrap:
         console.print(f"using Kafka at {settings.kafka_bootstrap}")
         return False
+    if (cluster := local_cluster(settings)) is not None:
+        if all(n.running for n in cluster.status()):
+            console.print(f"local {cluster.size}-node cluster running on {cluster.bootstrap()}")
+            return False
+        bootstrap, seconds = cluster.start(timeout_s=settings.broker_start_timeout_s)
+        console.print(f"local {cluster.size}-node cluster ready on {bootstrap} in {seconds:.1f}s")
+        return False  # a cluster is the operator's own: `netral broker stop` stops it
     broker = local_broker(settings)
     if broker.running_pid():
         console.print(f"local broker already running on {broker.bootstrap()}")

@@ -12,6 +12,7 @@ from ..topics import (
     CASE_EVENTS,
     CASES,
     COMMANDS,
+    DEADLINE_TICKS,
     EVENTS,
     ORDERS_SIASN,
     ORDERS_SIASN_RESULTS,
@@ -60,6 +61,7 @@ from .hub import (
     CanonicalEvent,
     CaseRecord,
     CaseTransition,
+    DeadlineTick,
     MatchCandidate,
     MatchInfo,
     ReviewDecision,
@@ -90,6 +92,7 @@ TOPIC_MODELS: dict[str, type[AvroRecord]] = {
     ORDERS_SIASN_RESULTS: SiasnOrderResult,
     ALERTS: Alert,
     COMMANDS: ReviewDecision,
+    DEADLINE_TICKS: DeadlineTick,
 }
 """The value record of each topic (DLQ topics carry original bytes, so they have none)."""
 
@@ -109,6 +112,7 @@ __all__ = [
     "CaseRecord",
     "CaseState",
     "CaseTransition",
+    "DeadlineTick",
     "Election",
     "EscalationNotice",
     "EscalationStep",

@@ -275,6 +275,18 @@ class Alert(AvroRecord):
         return self
 
 
+class DeadlineTick(AvroRecord):
+    """Ask the cases processor to take every escalation step due as of ``at``.
+
+    The only hub record besides CanonicalEvent that refuses a future time: a tick from the
+    future would escalate (peringatan, teguran, pemblokiran) before the law allows.
+    """
+
+    tick_id: Id
+    at: PastInstant
+    issued_by: Name
+
+
 class ReviewDecision(AvroRecord):
     """An operator's merge or split of an ambiguously matched case."""
 

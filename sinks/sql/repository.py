@@ -85,6 +85,7 @@ def case_row(record: CaseRecord) -> dict[str, Any]:
         "province_code": record.province_code,
         "violation_type": _sym(record.violation_type),
         "violation_kind": _sym(record.violation_kind),
+        "position": _sym(person.position),
         "level": _sym(record.level),
         "ppk_name": record.ppk_name,
         "ppk_agency_code": record.ppk_agency_code,

@@ -107,6 +107,8 @@ cases = Table(
     Column("province_code", String(2), nullable=False),
     Column("violation_type", String(SYMBOL_LEN), nullable=False),
     Column("violation_kind", String(SYMBOL_LEN)),
+    # record.person.position, for filters and statistics (migration 0003)
+    Column("position", String(SYMBOL_LEN)),
     Column("level", String(SYMBOL_LEN)),
     Column("ppk_name", String(MAX_NAME)),
     Column("ppk_agency_code", String(MAX_ID)),
@@ -124,6 +126,7 @@ cases = Table(
     Index(None, "updated_at"),
     Index(None, "nip"),
     Index(None, "next_deadline"),
+    Index(None, "position"),
     comment="One row per case: the highest version of its CaseRecord (netral.cases).",
 )
 
@@ -196,6 +199,30 @@ alerts = Table(
     Index(None, "at"),
     Index(None, "case_id"),
     comment="Early-warning alerts (netral.alerts).",
+)
+
+alert_deliveries = Table(
+    "alert_deliveries",
+    metadata,
+    # one row per (alert, recipient, channel): the key that makes delivery once per recipient
+    Column("dedupe_key", String(MAX_REF), nullable=False),
+    Column("recipient", String(64), nullable=False),
+    Column("channel", String(64), nullable=False),
+    Column("alert_id", String(MAX_ID), nullable=False),
+    # PENDING (claimed, being sent), QUEUED (waits for a digest), SENT, FAILED
+    Column("status", String(SYMBOL_LEN), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("digest_due_at", UtcDateTime()),
+    Column("delivery_id", String(MAX_ID)),
+    # the recipient's (masked) view of a QUEUED alert, so a digest survives a restart
+    Column("view", JsonDocument),
+    Column("error", Text),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    PrimaryKeyConstraint("dedupe_key", "recipient", "channel"),
+    Index(None, "status", "digest_due_at"),
+    Index(None, "alert_id"),
+    comment="Satgas alert deliveries: each alert once per recipient and channel, with outcome.",
 )
 
 # The audit trail is append-only in the database itself, not only by convention of this code.

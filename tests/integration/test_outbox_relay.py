@@ -17,7 +17,9 @@ from connectors.outbox import agency_engine, enqueue, outbox
 from connectors.samples import sample_reports
 from schemas.codec import AvroCodec
 from schemas.kafka import KafkaConnection
+from schemas.topics import CASES
 from tests.fixtures.kafka_tools import consume_until
+from tests.fixtures.national_record import latest_cases
 from tests.helpers import REPO
 
 pytestmark = pytest.mark.integration
@@ -34,8 +36,9 @@ def _relay(db: str, bootstrap: str) -> subprocess.Popen[bytes]:
         env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-def test_sigkill_mid_drain_loses_nothing(topics: KafkaConnection, database_url: str) -> None:
-    """On the agency's SQLite and on its PostgreSQL."""
+def test_sigkill_mid_drain_loses_nothing(topics: KafkaConnection, database_url: str,
+                                         stream_worker: dict[str, str]) -> None:
+    """On the agency's SQLite and on its PostgreSQL; the stream keeps each row exactly once."""
     db = database_url
     engine = agency_engine(db)
     codec = AvroCodec()
@@ -79,3 +82,20 @@ def test_sigkill_mid_drain_loses_nothing(topics: KafkaConnection, database_url: 
     # at most the acknowledged-but-unmarked batch of each killed relay is sent again
     assert duplicates <= kills * BATCH, (duplicates, kills)
     assert kills >= 1, "the relay finished before any kill: the test proved nothing"
+
+    # Downstream, the re-sent rows are dropped by event id: each row is one source of one case.
+    wanted = {f"bawaslu:{r.source_id}" for r in reports}
+
+    def kept(rs: list) -> dict[str, list[str]]:
+        homes: dict[str, list[str]] = {}
+        for case in latest_cases(rs).values():
+            for source in case.sources:
+                if source.event_id in wanted:
+                    homes.setdefault(source.event_id, []).append(case.case_id)
+        return homes
+
+    cases = asyncio.run(consume_until(topics, [CASES], lambda rs: len(kept(rs)) == len(wanted),
+                                      timeout_s=240))
+    homes = kept(cases)
+    assert set(homes) == wanted and all(len(h) == 1 for h in homes.values()), \
+        "a re-sent row became a second event in the national record"

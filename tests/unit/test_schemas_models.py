@@ -32,6 +32,7 @@ from schemas.models import (
     CaseRecord,
     CaseState,
     CaseTransition,
+    DeadlineTick,
     Election,
     EscalationNotice,
     EscalationStep,
@@ -455,6 +456,7 @@ SAMPLES: list[AvroRecord] = [
         at=_ts("2024-12-06T01:00:00Z"),
         dedupe_key="deadline.ppk.soon:case-01JD5X3K8R:2024-12-10",
     ),
+    DeadlineTick(tick_id="tick-7f3a", at=_ts("2024-12-23T01:00:00Z"), issued_by="timer"),
     ReviewDecision(
         command_id="cmd-5521",
         case_id="case-01JD5X3K8R",

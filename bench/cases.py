@@ -1,0 +1,209 @@
+"""The whole stream side (normalize + cases) against plain aiokafka loops, same broker and data.
+
+One simulated Pilkada wave (20% cross-agency duplicates, 10% name-only reports), produced to the
+five raw topics before anything reads them. Pipelines, each reading every raw record once:
+- floor: a plain aiokafka loop: getmany, decode (cached schemas), dedupe by key in a set,
+  re-encode, send, commit per batch (the issue's "consume-decode-dedupe-produce" baseline);
+- rules: the same loop running the hub's real rules in-process (normalize, then the cases stage:
+  dedupe, matching, merge, lifecycle) and producing every output record;
+- faust: the real ``netral worker`` (normalize and cases agents, the cases journal, one partition
+  for the case stage), from ready until the last CaseRecord of the wave is on netral.cases.
+Then: the worker restarted on the same state (journal recovered from its changelog and replayed)
+until a new report becomes a case: the restore time for the wave's cases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from connectors.samples import sample_reports
+from connectors.simulator import SimConfig, simulate
+from hub.kafka_admin import create_topics, wait_group_stable
+from schemas.codec import AvroCodec
+from schemas.kafka import KafkaConnection
+from schemas.models import CanonicalEvent
+from schemas.topics import CASES, EVENTS, Agency, TopicSpec, catalogue, raw_topic
+from streams.rules.calendar import default_calendar
+from streams.rules.cases import Outputs
+from streams.rules.normalize import normalize_record
+from streams.rules.policy import load_policies
+from streams.rules.stage import CaseStage, InputKind
+
+from .harness import REPO, Row, bench_broker, produce_all
+from .harness import table as harness_table
+
+OUT = "bench.baseline.out"
+RAW_TOPICS = [raw_topic(a) for a in Agency]
+
+
+def prepare(cases: int) -> dict[str, list[tuple[bytes, bytes]]]:
+    codec = AvroCodec()
+    sim = simulate(SimConfig(cases=cases, duplicate_rate=0.2, name_only_rate=0.1, seed=5))
+    data: dict[str, list[tuple[bytes, bytes]]] = {t: [] for t in RAW_TOPICS}
+    for ev in sim.events:
+        assert ev.record is not None
+        topic = raw_topic(ev.agency)
+        data[topic].append((ev.record.source_id.encode(),
+                            codec.encode(ev.record.avro_name, ev.record.to_avro(), topic=topic)))
+    return data
+
+
+def _encoded(codec: AvroCodec, out: Outputs) -> list[tuple[bytes, bytes]]:
+    records = [*out.cases, *out.transitions, *out.orders, *out.alerts]
+    return [(b"out", codec.encode(r.avro_name, r.to_avro())) for r in records]
+
+
+async def plain_loop(conn: KafkaConnection, total: int, *, rules: bool) -> tuple[float, int]:
+    """Seconds to consume every raw record, transform and produce; and the cases it made."""
+    codec = AvroCodec()
+    stage = CaseStage(codec, default_calendar(), load_policies())
+    consumer = AIOKafkaConsumer(*RAW_TOPICS, **conn.aiokafka_kwargs(),
+                                group_id=f"bench-plain-{uuid.uuid4().hex[:6]}",
+                                auto_offset_reset="earliest", enable_auto_commit=False,
+                                isolation_level="read_committed")
+    producer = AIOKafkaProducer(**conn.aiokafka_kwargs(), acks="all", enable_idempotence=True,
+                                linger_ms=5)
+    await consumer.start()
+    await producer.start()
+    seen: set[bytes] = set()
+    done = 0
+    start = time.perf_counter()
+    try:
+        while done < total:
+            batch = await consumer.getmany(timeout_ms=200, max_records=5000)
+            futures = []
+            for recs in batch.values():
+                for rec in recs:
+                    done += 1
+                    if rules:
+                        _, event = normalize_record(rec.topic, rec.key, codec.decode(rec.value))
+                        value = codec.encode(CanonicalEvent.avro_name, event, topic=EVENTS)
+                        outputs = _encoded(codec, stage.take(InputKind.EVENT, value))
+                    else:
+                        if rec.key in seen:
+                            continue
+                        seen.add(rec.key)
+                        decoded = codec.decode(rec.value)
+                        outputs = [(rec.key, codec.encode(decoded.schema, decoded.value))]
+                    for key, value in outputs:
+                        futures.append(await producer.send(OUT, value=value, key=key))
+            if futures:
+                await asyncio.gather(*futures)
+                await consumer.commit()
+        return time.perf_counter() - start, len(stage.book.cases)
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+async def watch_cases(conn: KafkaConnection, expected: int, timeout_s: float,
+                      probe: str | None = None) -> float:
+    """Wall-clock time (epoch s) of the last netral.cases record once ``expected`` distinct case
+    ids are there and nothing new came for 3 s; with ``probe``: when a case holding that event
+    id appears."""
+    codec = AvroCodec()
+    consumer = AIOKafkaConsumer(CASES, **conn.aiokafka_kwargs(),
+                                group_id=f"bench-watch-{uuid.uuid4().hex[:6]}",
+                                auto_offset_reset="earliest", isolation_level="read_committed")
+    await consumer.start()
+    ids: set[bytes] = set()
+    last_ts, quiet_since = 0.0, time.monotonic()
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
+            for recs in batch.values():
+                for rec in recs:
+                    ids.add(rec.key)
+                    last_ts, quiet_since = rec.timestamp / 1000, time.monotonic()
+                    if probe and rec.value and probe in {
+                            s["event_id"] for s in codec.decode(rec.value).value["sources"]}:
+                        return time.time()
+            if not probe and len(ids) >= expected and time.monotonic() - quiet_since > 3:
+                return last_ts
+        raise RuntimeError(f"netral.cases: {len(ids)}/{expected} cases within {timeout_s:.0f}s")
+    finally:
+        await consumer.stop()
+
+
+class Worker:
+    def __init__(self, conn: KafkaConnection, home: Path) -> None:
+        self.conn, self.home = conn, home
+        self.app_id = f"bench-cases-{uuid.uuid4().hex[:6]}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> float:
+        """Spawn; seconds until the consumer group is Stable with the worker in it."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NETRAL_")}
+        env.update(NETRAL_KAFKA_BOOTSTRAP=self.conn.bootstrap, NETRAL_HOME=str(self.home),
+                   NETRAL_WORKER_APP_ID=self.app_id, NETRAL_LOG_LEVEL="WARNING",
+                   NETRAL_DEADLINE_SCAN_INTERVAL_S="0")
+        spawned = time.perf_counter()
+        with (self.home / "worker.log").open("ab") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "hub", "worker"], env=env,
+                                         cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        asyncio.run(wait_group_stable(self.conn, self.app_id, timeout_s=300))
+        return time.perf_counter() - spawned
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=120)
+
+
+def run(cases: int = 3000) -> list[Row]:
+    with tempfile.TemporaryDirectory(prefix="netral-bench-") as tmp:
+        home = Path(tmp)
+        with bench_broker(home) as conn:
+            specs = [*catalogue(), TopicSpec(name=OUT, key="k", value="v", cleanup="delete",
+                                             retention_ms=86_400_000, writer="bench")]
+            asyncio.run(create_topics(conn, specs, partitions=4, replication=1, min_insync=1))
+            data = prepare(cases)
+            total = sum(len(v) for v in data.values())
+            for topic, records in data.items():
+                asyncio.run(produce_all(conn, topic, records))
+            floor, _ = asyncio.run(plain_loop(conn, total, rules=False))
+            rules, made = asyncio.run(plain_loop(conn, total, rules=True))
+            worker = Worker(conn, home)
+            try:
+                ready = worker.start()
+                ready_at = time.time()
+                last = asyncio.run(watch_cases(conn, made, timeout_s=3600))
+                worker.stop()
+                (probe,) = sample_reports(1, seed=99)
+                codec = AvroCodec()
+                asyncio.run(produce_all(conn, raw_topic("bawaslu"), [(
+                    probe.source_id.encode(), codec.encode(probe.avro_name, probe.to_avro()))]))
+                spawned = time.time()
+                restart_ready = worker.start()
+                restored = asyncio.run(watch_cases(conn, made, timeout_s=3600,
+                                                   probe=probe.event_id())) - spawned
+            finally:
+                worker.stop()
+    return [
+        Row("floor: plain aiokafka consume-decode-dedupe-produce (5 raw topics)", total, floor),
+        Row("plain aiokafka loop + the hub's rules (normalize + cases, in-process)", total,
+            rules, f"{made} cases"),
+        Row("faust worker: normalize + cases agents, journal", total, last - ready_at,
+            f"worker ready in {ready:.1f}s"),
+        Row("restart: journal recovered and replayed, then one new report", total, restored,
+            f"ready in {restart_ready:.1f}s; restores {made} cases"),
+    ]
+
+
+def table(rows: list[Row]) -> str:
+    return harness_table(rows)
+
+
+if __name__ == "__main__":
+    size = int(sys.argv[1]) if len(sys.argv) > 1 else 3000
+    print(table(run(size)))

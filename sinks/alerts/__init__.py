@@ -1,0 +1,1 @@
+"""Satgas alert channels: routing, masking, digests, webhook/email/chat senders, the ledger."""

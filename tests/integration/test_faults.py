@@ -1,0 +1,264 @@
+"""Fault injection through the whole pipeline, on a local 3-node KRaft cluster (RF 3, min ISR 2).
+
+The simulator's wave goes through the agencies' outboxes and relays into two stream workers of
+one consumer group, the SQL sink, the SIASN adapter and the mock SIASN failing 30% of calls,
+while the suite: kills one broker of three during production and consumption and restarts it,
+SIGKILLs stream workers (the other takes over their partitions, the cases journal included),
+SIGKILLs the SQL sink mid-batch, takes SIASN down for an outage, and mixes poison messages in.
+Then deadline ticks walk past every PPK deadline (more worker kills) and every overdue case must
+be blocked at SIASN exactly once. At the end, against the ground truth: every true case once
+in the SQL record with the state the stream gave it, every block effective exactly once at the
+mock SIASN, every poison message in a DLQ. It prints the table of these counts.
+
+``make test`` runs the light form; ``make test-faults`` the full one (``NETRAL_TEST_FAULTS=full``:
+more cases, >= 5 worker SIGKILLs, a 60 s SIASN outage).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from aiokafka import ConsumerRecord
+
+from connectors.scoring import score
+from connectors.sim_runner import publish_wave
+from connectors.simulator import SimConfig, iter_truth_lines, simulate
+from hub.broker.cluster import LocalCluster
+from hub.broker.local import free_port
+from hub.commands.cases import SCAN_TIME, send_ticks, ticks_for
+from hub.kafka_admin import wait_group_stable
+from schemas.codec import AvroCodec
+from schemas.dlq import DeadLetter
+from schemas.errors import RetriableError
+from schemas.kafka import KafkaConnection
+from schemas.models import CaseState, OrderAction, SiasnOrderResult
+from schemas.topics import CASES, ORDERS_SIASN_RESULTS, dlq_topic, raw_topic
+from streams.rules.escalation import order_id
+from tests.fixtures.kafka_tools import consume_until, produce
+from tests.fixtures.national_record import latest_cases
+from tests.fixtures.waiting import wait_until
+from tests.helpers import REPO, netral
+
+pytestmark = pytest.mark.integration
+FULL = os.environ.get("NETRAL_TEST_FAULTS") == "full"
+CASES_N = 400 if FULL else 120
+WORKER_KILLS = 6 if FULL else 2
+OUTAGE_S = 60 if FULL else 5
+POISON = {b"poison-json": b'{"nip": "198503152010011001"}', b"poison-bytes": bytes(range(40)),
+          b"poison-truncated": b"\xc3\x01" + b"\x00" * 12}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    home = tmp_path_factory.mktemp("cluster")
+    local = LocalCluster(home, size=3, heap_mb=384, dist_dir=REPO / ".netral" / "dist")
+    bootstrap, _ = local.start(timeout_s=180)
+    try:
+        netral("topics", "create", env={"NETRAL_KAFKA_BOOTSTRAP": bootstrap,
+                                        "NETRAL_TOPIC_REPLICATION": "3",
+                                        "NETRAL_TOPIC_MIN_INSYNC": "2"}, check=True)
+        yield local
+    finally:
+        local.stop()
+
+
+@dataclass
+class Services:
+    """The hub's processes, as operators run them, each restartable by name."""
+
+    env: dict[str, str]
+    logs: Path
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    args: dict[str, list[str]] = field(default_factory=dict)
+
+    def start(self, name: str, *args: str) -> None:
+        self.args[name] = list(args or self.args[name])
+        with (self.logs / f"{name}.log").open("ab") as out:
+            self.procs[name] = subprocess.Popen([sys.executable, "-m", "hub", *self.args[name]],
+                                                env=self.env, cwd=REPO, stdout=out,
+                                                stderr=subprocess.STDOUT)
+
+    def kill(self, name: str) -> None:
+        proc = self.procs[name]
+        assert proc.poll() is None, f"{name} died by itself:\n{self.log(name)[-3000:]}"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    def log(self, name: str) -> str:
+        return (self.logs / f"{name}.log").read_text(errors="replace")
+
+
+def wait_stable(conn: KafkaConnection, group: str) -> None:
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            asyncio.run(wait_group_stable(conn, group, timeout_s=5))
+            return
+        except RetriableError:
+            assert time.monotonic() < deadline, f"group {group} never Stable"
+
+
+def test_the_pipeline_loses_and_duplicates_nothing_under_faults(cluster: LocalCluster,
+                                                                tmp_path: Path) -> None:
+    rng = random.Random(int(os.environ.get("NETRAL_TEST_SEED", "9")))
+    conn = KafkaConnection(bootstrap=cluster.bootstrap(), client_id="netral-faults")
+    siasn_port = free_port()
+    db = f"sqlite:///{tmp_path / 'netral.db'}"
+    app_id = f"netral-faults-{uuid.uuid4().hex[:6]}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NETRAL_")}
+    env.update(NETRAL_KAFKA_BOOTSTRAP=conn.bootstrap, NETRAL_HOME=str(tmp_path),
+               NETRAL_WORKER_APP_ID=app_id, NETRAL_DEADLINE_SCAN_INTERVAL_S="0",
+               NETRAL_DATABASE_URL=db, NETRAL_SIASN_URL=f"http://127.0.0.1:{siasn_port}",
+               NETRAL_SIASN_BACKOFF_MAX_S="2", NETRAL_SIASN_MAX_ATTEMPTS="100",
+               NETRAL_SIASN_BREAKER_RESET_S="2", NETRAL_LOG_LEVEL="INFO")
+    svc = Services(env, tmp_path)
+    counts: dict[str, str] = {}
+    try:
+        svc.start("mock-siasn", "mock-siasn", "--port", str(siasn_port), "--error-rate", "0.3",
+                  "--seed", "3")
+        asyncio.run(wait_until(lambda: _answers(f"http://127.0.0.1:{siasn_port}/_test/effects"),
+                               60, "mock SIASN up"))
+        svc.start("worker-1", "worker")
+        svc.start("worker-2", "worker")
+        wait_stable(conn, app_id)
+        svc.start("sql-sink", "sql-sink", "--migrate")
+        svc.start("siasn-adapter", "siasn-adapter")
+
+        # 1. The wave through the outboxes, a broker killed and restarted while it flows.
+        sim = simulate(SimConfig(cases=CASES_N, duplicate_rate=0.2, name_only_rate=0.1, seed=13))
+        truth = list(iter_truth_lines(sim))
+        wave: list[object] = []
+        sender = threading.Thread(target=lambda: wave.append(asyncio.run(publish_wave(
+            sim, conn, tmp_path / "outboxes", rate=400.0))))
+        sender.start()
+        time.sleep(rng.uniform(0.5, 1.5))  # a random moment of the production
+        cluster.node(2).kill()
+        asyncio.run(produce(conn, raw_topic("bawaslu"), [(k, v, None) for k, v in POISON.items()]))
+        svc.kill("worker-1")  # the other worker takes its partitions over
+        sender.join(timeout=600)
+        assert wave and wave[0].sent == len(sim.events), "the wave did not get through"  # type: ignore[attr-defined]
+        cluster.restart_node(2)
+        svc.start("worker-1")
+        svc.kill("sql-sink")  # mid-batch, while the record flows in
+        svc.start("sql-sink")
+        for _ in range(WORKER_KILLS - 1):
+            time.sleep(rng.uniform(1.0, 4.0))
+            victim = rng.choice(["worker-1", "worker-2"])
+            svc.kill(victim)
+            svc.start(victim)
+
+        def complete(rs: list[ConsumerRecord]) -> bool:
+            result = score(truth, latest_cases(rs).values())
+            return result.events_missing == 0 and result.cases_found == len(truth)
+
+        cases = latest_cases(asyncio.run(consume_until(conn, [CASES], complete, timeout_s=400)))
+        merge = score(truth, cases.values())
+        assert merge.precision >= 0.99 and merge.recall >= 0.98, merge.line()
+        assert merge.wrong_state == 0 and merge.split_cases == 0, merge.line()
+
+        # 2. Deadlines pass: SIASN fails 30% of calls and goes down; a worker is killed again.
+        overdue = {c.case_id: c for c in cases.values()
+                   if c.state is CaseState.RECOMMENDED and c.person.nip}
+        first = min(c.next_deadline for c in overdue.values() if c.next_deadline)
+        ticks = ticks_for(datetime.combine(first, SCAN_TIME), first + timedelta(days=120),
+                          "faults")
+        httpx.post(f"http://127.0.0.1:{siasn_port}/_test/outage", params={"seconds": OUTAGE_S},
+                   timeout=10).raise_for_status()
+        asyncio.run(send_ticks(conn, AvroCodec(), ticks))
+        victim = rng.choice(["worker-1", "worker-2"])
+        svc.kill(victim)
+        svc.start(victim)
+        wanted = {order_id(c, OrderAction.BLOCK) for c in overdue}
+        results = asyncio.run(consume_until(conn, [ORDERS_SIASN_RESULTS], lambda rs: wanted <= {
+            _result(r).order_id for r in rs}, timeout_s=300 + OUTAGE_S * 3))
+        effects = httpx.get(f"http://127.0.0.1:{siasn_port}/_test/effects", timeout=10).json()
+        blocks = Counter(e["nip"] for e in effects["effects"] if e["action"] == "BLOCK")
+        assert set(blocks) == {c.person.nip for c in overdue.values()}
+        assert max(blocks.values()) == 1, "an ASN blocked twice at SIASN"
+
+        # 3. The SQL record: every true case once, in the state the stream gave it.
+        def all_blocked(rs: list[ConsumerRecord]) -> bool:
+            now = latest_cases(rs)
+            return all(c in now and now[c].state is CaseState.BLOCKED for c in overdue)
+
+        final = latest_cases(asyncio.run(consume_until(conn, [CASES], all_blocked,
+                                                       timeout_s=120)))
+        engine = sa.create_engine(db)
+
+        async def sql_caught_up() -> bool:
+            with engine.connect() as c:
+                rows = dict(c.execute(sa.text("SELECT case_id, state FROM cases")).all())
+            return all(rows.get(k) == v.state.value for k, v in final.items())
+
+        asyncio.run(wait_until(sql_caught_up, 180, "SQL record matching netral.cases"))
+        with engine.connect() as c:
+            sql_cases = c.execute(sa.text("SELECT count(*) FROM cases")).scalar_one()
+        engine.dispose()
+
+        # 4. Every poison message in the DLQ, with its reason.
+        letters = asyncio.run(consume_until(conn, [dlq_topic("normalize")], lambda rs: set(
+            POISON) <= {r.key for r in rs}, timeout_s=120))
+        reasons = {r.key: DeadLetter.from_headers(r.headers).reason for r in letters
+                   if r.key in POISON}
+        counts.update({
+            "true cases": str(len(truth)), "cases on netral.cases": str(len(final)),
+            "cases in SQL": str(sql_cases), "merge": merge.line(),
+            "overdue cases": str(len(overdue)), "block order ids confirmed": str(len(wanted)),
+            "effective blocks at SIASN": str(sum(blocks.values())),
+            "NIPs blocked twice": str(sum(n > 1 for n in blocks.values())),
+            "adapter results (incl. re-emissions)": str(Counter(
+                _result(r).outcome.value for r in results)),
+            "poison messages in DLQ": f"{len(reasons)}/{len(POISON)}",
+            "worker SIGKILLs": str(WORKER_KILLS + 1), "broker kills": "1 (node 2, restarted)",
+            "SQL sink SIGKILLs": "1", "SIASN": f"30% errors, {OUTAGE_S}s outage",
+        })
+        assert len(final) == len(truth) == sql_cases
+        assert len(reasons) == len(POISON)
+    finally:
+        svc.stop_all()
+        print("\n--- fault injection: counts against the ground truth ---")
+        for key, value in counts.items():
+            print(f"{key:>40} | {value}")
+        for name in svc.procs:
+            text = svc.log(name)
+            if "Traceback" in text:
+                print(f"--- {name} log (tail) ---\n{text[-3000:]}")
+
+
+async def _answers(url: str) -> bool:
+    try:
+        async with httpx.AsyncClient() as client:
+            await client.get(url, timeout=2)
+        return True
+    except httpx.TransportError:
+        return False
+
+
+def _result(rec: ConsumerRecord) -> SiasnOrderResult:
+    return SiasnOrderResult.from_avro(AvroCodec().decode(rec.value).value)

@@ -1,0 +1,107 @@
+"""``netral lag`` on the real broker: a group with a known backlog gives the same committed, end and
+lag numbers as Kafka's own kafka-consumer-groups tool; an unreachable broker is one line."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from hub.broker.local import free_port
+from hub.lag import LagCollector, read_lag
+from schemas.kafka import KafkaConnection
+from tests.helpers import REPO, netral
+
+pytestmark = pytest.mark.integration
+
+LIBS = REPO / ".netral" / "dist" / "kafka-3.9.1" / "libs"
+
+
+async def backlog(conn: KafkaConnection, topic: str, group: str) -> None:
+    """Partition 0: 10 records, committed 4 (lag 6); partition 1: 3 records, committed 3."""
+    admin = AIOKafkaAdminClient(**conn.aiokafka_kwargs())
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 2, 1)])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(**conn.aiokafka_kwargs(), acks="all")
+    await producer.start()
+    try:
+        for partition, n in ((0, 10), (1, 3)):
+            for i in range(n):
+                await producer.send_and_wait(topic, f"m{i}".encode(), partition=partition)
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(**conn.aiokafka_kwargs(), group_id=group,
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign([TopicPartition(topic, 0), TopicPartition(topic, 1)])
+        await consumer.commit({TopicPartition(topic, 0): 4, TopicPartition(topic, 1): 3})
+    finally:
+        await consumer.stop()
+
+
+def kafka_tool(bootstrap: str, group: str) -> dict[tuple[str, int], tuple[int, int, int]]:
+    """(topic, partition) -> (current offset, log-end offset, lag) from kafka-consumer-groups."""
+    java = shutil.which("java")
+    assert java, "java is needed for the broker itself"
+    out = subprocess.run(
+        [java, "-cp", f"{LIBS}/*", "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+         "--bootstrap-server", bootstrap, "--describe", "--group", group],
+        capture_output=True, text=True, timeout=120, check=True).stdout
+    rows = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 6 and parts[0] == group:
+            rows[(parts[1], int(parts[2]))] = (int(parts[3]), int(parts[4]), int(parts[5]))
+    return rows
+
+
+def test_lag_matches_kafka_consumer_groups(kafka: KafkaConnection, unique: str,
+                                           tmp_path: Path) -> None:
+    topic, group = f"lag-{unique}", f"lag-group-{unique}"
+    asyncio.run(backlog(kafka, topic, group))
+
+    snapshot = asyncio.run(read_lag(kafka, groups=[group]))
+    ours = {(p.topic, p.partition): (p.committed, p.end, p.lag) for p in snapshot.partitions}
+    assert ours == {(topic, 0): (4, 10, 6), (topic, 1): (3, 3, 0)}
+    assert kafka_tool(kafka.bootstrap, group) == ours
+    assert snapshot.by_group() == {group: 6}
+
+    proc = netral("lag", "--group", group, env={"NETRAL_KAFKA_BOOTSTRAP": kafka.bootstrap,
+                                                "NETRAL_HOME": str(tmp_path)}, check=True)
+    rows = [line for line in proc.stdout.splitlines() if topic in line]
+    cells = [re.findall(r"[\w.-]+", row) for row in rows]
+    assert [c[-4:] for c in cells] == [["0", "4", "10", "6"], ["1", "3", "3", "0"]], proc.stdout
+
+    collector = LagCollector()
+    collector.snapshot = snapshot
+    samples = {(m.name, tuple(sorted(s.labels.items()))): s.value
+               for m in collector.collect() for s in m.samples}
+    key = ("netral_consumer_lag", (("group", group), ("partition", "0"), ("topic", topic)))
+    assert samples[key] == 6
+
+
+def test_every_group_by_default(kafka: KafkaConnection, unique: str) -> None:
+    topic, group = f"lag-all-{unique}", f"lag-all-group-{unique}"
+    asyncio.run(backlog(kafka, topic, group))
+    snapshot = asyncio.run(read_lag(kafka))
+    assert snapshot.by_group()[group] == 6
+
+
+def test_unreachable_broker_is_one_line(tmp_path: Path) -> None:
+    dead = f"127.0.0.1:{free_port()}"
+    proc = netral("lag", env={"NETRAL_KAFKA_BOOTSTRAP": dead, "NETRAL_HOME": str(tmp_path),
+                              "NETRAL_LAG_TIMEOUT_S": "3"}, timeout=60)
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("netral: broker at") and dead in lines[0]
