@@ -193,6 +193,7 @@ def monitor(settings: NetralSettings) -> Monitor:
         engine=create_sql_engine(settings.resolved_database_url()),
         keys=MonitorKeyStore.load(settings.resolved_monitor_keys_file()),
         page_max=settings.api_page_max,
+        export_max=settings.api_export_max,
         deadline_risk_days=settings.deadline_risk_days,
         poll_s=settings.dashboard_poll_s,
         lag_refresh_s=settings.lag_refresh_s,

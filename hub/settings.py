@@ -109,6 +109,8 @@ class NetralSettings(BaseSettings):
         None, description="Signs dashboard session cookies; required when NETRAL_ENV=prod")
     api_session_max_age_s: int = Field(8 * 3600, ge=60, le=30 * 86400)
     api_page_max: int = Field(500, ge=1, le=10_000, description="Largest page of /v1/cases")
+    api_export_max: int = Field(100_000, ge=1, le=5_000_000,
+                                description="Most rows in one CSV/XLSX export")
     dashboard_poll_s: float = Field(2.0, gt=0, le=60, description="SSE refresh interval")
     deadline_risk_days: int = Field(3, ge=0, le=30,
                                     description="Working days left that count as at risk")

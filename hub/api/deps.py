@@ -36,6 +36,7 @@ class Monitor:
     keys: MonitorKeyStore
     calendar: WorkingCalendar = field(default_factory=default_calendar)
     page_max: int = 500
+    export_max: int = 100_000
     deadline_risk_days: int = 3
     poll_s: float = 2.0
     lag_refresh_s: float = 15.0
