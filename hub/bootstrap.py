@@ -198,4 +198,7 @@ def monitor(settings: NetralSettings) -> Monitor:
         poll_s=settings.dashboard_poll_s,
         lag_refresh_s=settings.lag_refresh_s,
         lag_timeout_s=settings.lag_timeout_s,
+        lag_alert_threshold=settings.lag_alert_threshold,
+        lag_alert_after_s=settings.lag_alert_after_s,
+        lag_alert_region=settings.lag_alert_region,
     )

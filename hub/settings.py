@@ -117,6 +117,12 @@ class NetralSettings(BaseSettings):
     lag_refresh_s: float = Field(15.0, gt=0, le=3600,
                                  description="How often the API refreshes lag for /metrics")
     lag_timeout_s: float = Field(10.0, gt=0, le=300, description="Broker timeout of lag reads")
+    lag_alert_threshold: int = Field(10_000, ge=0, description="Lag (messages, per group) "
+                                     "above which a group counts as behind")
+    lag_alert_after_s: float = Field(300.0, ge=0, description="How long a group may stay "
+                                     "behind before the API raises an ops alert")
+    lag_alert_region: str = Field("31", pattern=r"^\d{2}(\.\d{2})?$",
+                                  description="Region (Satgas) the ops lag alerts go to")
 
     # Wire format and stores.
     schema_registry_url: str | None = None

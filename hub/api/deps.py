@@ -42,6 +42,9 @@ class Monitor:
     lag_refresh_s: float = 15.0
     lag_timeout_s: float = 10.0
     lag_groups: tuple[str, ...] | None = None
+    lag_alert_threshold: int = 10_000
+    lag_alert_after_s: float = 300.0
+    lag_alert_region: str = "31"
     clock: Callable[[], datetime] = _utc_now
     lag: LagCollector = field(default_factory=LagCollector)
 
