@@ -14,6 +14,7 @@ from sinks.alerts.routes import Routes, example_routes_file, load_routes
 from sinks.siasn.client import SiasnConfig
 from sinks.siasn.runner import AdapterTopics, RunnerOptions
 from streams.config import StreamsConfig
+from streams.rules.early_warning.config import EarlyWarningConfig, Pasal71Window
 
 from .broker.cluster import LocalCluster
 from .broker.local import LocalBroker
@@ -101,6 +102,30 @@ def streams_config(settings: NetralSettings) -> StreamsConfig:
         batch_size=settings.worker_batch_size,
         batch_within_s=settings.worker_batch_within_s,
         deadline_scan_interval_s=settings.deadline_scan_interval_s,
+        early_warning=early_warning_config(settings),
+    )
+
+
+def early_warning_config(settings: NetralSettings) -> EarlyWarningConfig:
+    """The early-warning thresholds from ``NETRAL_EW_*``; a bad window is one clear line."""
+    windows = {}
+    for election, (start, end) in settings.ew_pasal71_windows.items():
+        if end is not None and end < start:
+            raise ConfigError(f"setting NETRAL_EW_PASAL71_WINDOWS is invalid: {election} ends "
+                              f"({end}) before it starts ({start})")
+        windows[election] = Pasal71Window(start=start, end=end)
+    return EarlyWarningConfig(
+        spike_window_days=settings.ew_spike_window_days,
+        spike_baseline_windows=settings.ew_spike_baseline_windows,
+        spike_min_count=settings.ew_spike_min_count,
+        spike_factor=settings.ew_spike_factor,
+        repeat_min_cases=settings.ew_repeat_min_cases,
+        senior_positions=settings.ew_senior_positions,
+        deadline_risk_working_days=settings.ew_deadline_risk_working_days,
+        pasal71_windows=windows,
+        ikp_high=settings.ew_ikp_high,
+        ikp_file=settings.ew_ikp_file,
+        deadline_scan_s=settings.ew_deadline_scan_s,
     )
 
 
@@ -222,8 +247,12 @@ def monitor(settings: NetralSettings) -> Monitor:
         engine=create_sql_engine(settings.resolved_database_url()),
         keys=MonitorKeyStore.load(settings.resolved_monitor_keys_file()),
         page_max=settings.api_page_max,
+        export_max=settings.api_export_max,
         deadline_risk_days=settings.deadline_risk_days,
         poll_s=settings.dashboard_poll_s,
         lag_refresh_s=settings.lag_refresh_s,
         lag_timeout_s=settings.lag_timeout_s,
+        lag_alert_threshold=settings.lag_alert_threshold,
+        lag_alert_after_s=settings.lag_alert_after_s,
+        lag_alert_region=settings.lag_alert_region,
     )

@@ -17,6 +17,7 @@ from .commands.cases import cases_app
 from .commands.connector import connector_app
 from .commands.db import db_app
 from .commands.dlq import dlq_app
+from .commands.export import export
 from .commands.file_import import import_
 from .commands.lag import lag
 from .commands.mock_siasn import mock_siasn
@@ -56,6 +57,7 @@ app.command("demo")(demo)
 app.command("asyncapi")(asyncapi)
 app.command("api")(api)
 app.command("import")(import_)
+app.command("export")(export)
 app.command("lag")(lag)
 app.command("simulate")(simulate_cmd)
 app.command("mock-siasn")(mock_siasn)

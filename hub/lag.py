@@ -183,3 +183,36 @@ class LagCollector(Collector):
                 dlq.add_metric([topic], n)
         up.add_metric([], 0 if self.error or snap is None else 1)
         yield from (lag, committed, end, dlq, up)
+
+
+@dataclass(frozen=True)
+class LagWatch:
+    """When each group's lag went above the threshold, and which of those episodes alerted.
+
+    Pure: :func:`watch` takes a snapshot and returns the new state and the groups to alert for
+    now. One alert per episode: a group alerts once when its lag has stayed above
+    ``threshold`` for ``after_s``, and again only after it came back under and went over again.
+    """
+
+    threshold: int
+    after_s: float
+    since: dict[str, datetime] = field(default_factory=dict)
+    alerted: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class LagEpisode:
+    group: str
+    lag: int
+    since: datetime
+
+
+def watch(state: LagWatch, snapshot: LagSnapshot) -> tuple[LagWatch, list[LagEpisode]]:
+    lags = snapshot.by_group()
+    since = {g: state.since.get(g, snapshot.at) for g, lag in lags.items()
+             if lag > state.threshold}
+    alerted = {g for g in state.alerted if g in since}
+    due = [LagEpisode(g, lags[g], t) for g, t in sorted(since.items())
+           if g not in alerted and (snapshot.at - t).total_seconds() >= state.after_s]
+    alerted |= {e.group for e in due}
+    return LagWatch(state.threshold, state.after_s, since, frozenset(alerted)), due

@@ -118,13 +118,14 @@ def grants_for(agency: Agency | None = None, service: Service | None = None,
 
     - an agency writes only its own raw topic (idempotent producers need no more since
       Kafka 3.0, KIP-679) and reads nothing;
-    - the stream workers read raw, events, commands, SIASN results and deadline ticks, write
+    - the stream workers read raw, events, cases (early warning), commands, SIASN results and
+      deadline ticks, write
       events, cases, case events, orders, alerts, deadline ticks (the timer) and every DLQ, and
       own their app id's internal topics, consumer group and transactional ids (Faust uses
       ``<app id>-...`` for all three);
     - only the SIASN adapter reads ``netral.orders.siasn``;
-    - the API writes (HTTP ingest) every raw topic, operator commands and the ingest DLQ, and
-      describes topics and groups for the lag it exports;
+    - the API writes (HTTP ingest) every raw topic, operator commands, the ingest DLQ and the
+      consumer-lag alert, and describes topics and groups for the lag it exports;
     - the SQL sink reads the output topics it stores; the alert service reads alerts;
     - the lag tool only describes topics and groups (``netral.*`` topics, ``netral*`` groups).
     """
@@ -139,7 +140,7 @@ def _grants(agency: Agency | None, service: Service | None, n: Names) -> list[Gr
         case Service.STREAMS:
             return [
                 *[Grant("topic", RAW_PREFIX, op, prefixed=True) for op in ("READ", "DESCRIBE")],
-                *_read(EVENTS, COMMANDS, ORDERS_SIASN_RESULTS, DEADLINE_TICKS),
+                *_read(EVENTS, CASES, COMMANDS, ORDERS_SIASN_RESULTS, DEADLINE_TICKS),
                 *_write(EVENTS, CASES, CASE_EVENTS, ORDERS_SIASN, ALERTS, DEADLINE_TICKS),
                 *[Grant("topic", DLQ_PREFIX, op, prefixed=True) for op in ("WRITE", "DESCRIBE")],
                 Grant("topic", n.streams_app_id, "ALL", prefixed=True),  # Faust internal topics
@@ -152,10 +153,10 @@ def _grants(agency: Agency | None, service: Service | None, n: Names) -> list[Gr
                     *_group(n.siasn_group), *_transactions(n.siasn_group)]
         case Service.ALERTS:
             return [*_read(ALERTS), *_write(dlq_topic(DlqStage.ALERTS)), *_group(n.alerts_group)]
-        case Service.API:  # ingest, review commands, and the lag behind /metrics
+        case Service.API:  # ingest, review commands, the lag behind /metrics and its alert
             return [*[Grant("topic", RAW_PREFIX, op, prefixed=True)
                       for op in ("WRITE", "DESCRIBE")],
-                    *_write(COMMANDS, dlq_topic(DlqStage.INGEST)), *_lag()]
+                    *_write(COMMANDS, ALERTS, dlq_topic(DlqStage.INGEST)), *_lag()]
         case Service.SQL_SINK:
             return [*_read(CASES, CASE_EVENTS, ORDERS_SIASN, ORDERS_SIASN_RESULTS, ALERTS),
                     *_write(dlq_topic(DlqStage.SQL)), *_group(n.sql_group)]

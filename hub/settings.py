@@ -6,6 +6,7 @@ line naming the variable and what to fix (:class:`~schemas.errors.ConfigError`).
 
 from __future__ import annotations
 
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -17,10 +18,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from schemas import regions
 from schemas.errors import ConfigError
 from schemas.kafka import KafkaConnection
+from schemas.models.enums import Election, Position
 from sinks.siasn.runner import NATIONAL_REGION
 
 DEV_SIASN_SECRETS = ("netral-dev-secret", "netral-dev-password")
 """The mock SIASN's client secret and password: defaults in dev, refused with NETRAL_ENV=prod."""
+
+
+def _default_pasal71() -> dict[Election, tuple[date, date | None]]:
+    """Pilkada 2024: six months before candidate determination (22 Sep), until the term ends."""
+    return {Election.PILKADA_2024: (date(2024, 3, 22), None)}
 
 
 class NetralSettings(BaseSettings):
@@ -91,18 +98,40 @@ class NetralSettings(BaseSettings):
     # Retention of personal data in the national record (`netral purge` without --older-than).
     personal_data_retention_days: int | None = Field(None, ge=1, le=36500)
 
+    # Early warning (README, "Early warning").
+    ew_spike_window_days: int = Field(1, ge=1, le=31)
+    ew_spike_baseline_windows: int = Field(7, ge=1, le=90)
+    ew_spike_min_count: int = Field(5, ge=1)
+    ew_spike_factor: float = Field(3.0, gt=0)
+    ew_repeat_min_cases: int = Field(2, ge=2)
+    ew_senior_positions: tuple[Position, ...] = (Position.JPT, Position.PJ_KEPALA_DAERAH)
+    ew_deadline_risk_working_days: int = Field(3, ge=0, le=30)
+    ew_pasal71_windows: dict[Election, tuple[date, date | None]] = Field(
+        default_factory=_default_pasal71,
+        description='JSON, e.g. {"PILKADA_2024": ["2024-03-22", null]} (null: until term ends)')
+    ew_ikp_high: float = Field(66.0, ge=0, le=100)
+    ew_ikp_file: Path | None = Field(None, description="Default: the shipped IKP 2024 scores")
+    ew_deadline_scan_s: float = Field(300.0, gt=0)
     # Monitoring API and dashboard (roles by key, sessions, live updates, lag).
     monitor_keys_file: Path | None = Field(None, description="Default: <home>/monitor-keys.yaml")
     api_session_secret: SecretStr | None = Field(
         None, description="Signs dashboard session cookies; required when NETRAL_ENV=prod")
     api_session_max_age_s: int = Field(8 * 3600, ge=60, le=30 * 86400)
     api_page_max: int = Field(500, ge=1, le=10_000, description="Largest page of /v1/cases")
+    api_export_max: int = Field(100_000, ge=1, le=5_000_000,
+                                description="Most rows in one CSV/XLSX export")
     dashboard_poll_s: float = Field(2.0, gt=0, le=60, description="SSE refresh interval")
     deadline_risk_days: int = Field(3, ge=0, le=30,
                                     description="Working days left that count as at risk")
     lag_refresh_s: float = Field(15.0, gt=0, le=3600,
                                  description="How often the API refreshes lag for /metrics")
     lag_timeout_s: float = Field(10.0, gt=0, le=300, description="Broker timeout of lag reads")
+    lag_alert_threshold: int = Field(10_000, ge=0, description="Lag (messages, per group) "
+                                     "above which a group counts as behind")
+    lag_alert_after_s: float = Field(300.0, ge=0, description="How long a group may stay "
+                                     "behind before the API raises an ops alert")
+    lag_alert_region: str = Field("31", pattern=r"^\d{2}(\.\d{2})?$",
+                                  description="Region (Satgas) the ops lag alerts go to")
 
     # Wire format and stores.
     schema_registry_url: str | None = None

@@ -9,7 +9,7 @@ import faust
 from schemas.codec import AvroCodec
 
 from .config import StreamsConfig
-from .processors import cases, normalize
+from .processors import cases, early_warning, normalize
 from .topics import declare_topics
 
 
@@ -59,4 +59,5 @@ def create_app(cfg: StreamsConfig, codec: AvroCodec | None = None) -> faust.App:
     codec = codec or AvroCodec(max_bytes=cfg.max_message_bytes)
     normalize.register(app, topics, codec, cfg)
     cases.register(app, topics, codec, cfg)
+    early_warning.register(app, topics, codec, cfg)
     return app

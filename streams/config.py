@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict
 
 from schemas.kafka import KafkaConnection
 
+from .rules.early_warning.config import EarlyWarningConfig
+
 
 class StreamsConfig(BaseModel):
     """Worker settings: connection, guarantee, batching and where Faust keeps local state."""
@@ -25,4 +27,5 @@ class StreamsConfig(BaseModel):
     batch_size: int = 500
     batch_within_s: float = 0.05
     max_message_bytes: int = 1024 * 1024
+    early_warning: EarlyWarningConfig = EarlyWarningConfig()
     deadline_scan_interval_s: float = 300.0  # 0: no timer (ticks only from `netral cases tick`)

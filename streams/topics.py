@@ -14,6 +14,7 @@ from schemas import topics as t
 class HubTopics:
     raw: faust.TopicT  # every netral.raw.<agency>, consumed together by normalize
     events: faust.TopicT
+    cases: faust.TopicT
     case_inputs: faust.TopicT  # events, commands, SIASN results, deadline ticks: the cases stage
     dlq: dict[str, faust.TopicT]
 
@@ -27,6 +28,7 @@ def declare_topics(app: faust.App) -> HubTopics:
     return HubTopics(
         raw=_bytes_topic(app, *(t.raw_topic(a) for a in t.Agency)),
         events=_bytes_topic(app, t.EVENTS),
+        cases=_bytes_topic(app, t.CASES),
         case_inputs=_bytes_topic(app, t.EVENTS, t.COMMANDS, t.ORDERS_SIASN_RESULTS,
                                  t.DEADLINE_TICKS),
         dlq={s.value: _bytes_topic(app, t.dlq_topic(s)) for s in t.DlqStage},

@@ -28,10 +28,11 @@ from schemas.codec import AvroCodec
 from schemas.errors import RetriableError
 from schemas.kafka import KafkaConnection, kafka_failure
 from schemas.models.raw import RawRecord
-from schemas.topics import raw_topic
+from schemas.topics import ALERTS, raw_topic
 
+from ..lag import LagEpisode
 from .deps import Monitor
-from .ops import install_monitoring, refresh_lag
+from .ops import install_monitoring, lag_alert, refresh_lag
 from .security import BodyLimit, SecurityHeaders
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,8 @@ def create_app(kafka: KafkaConnection, keys: KeyStore, limits: IngestLimits,
                                     max_request_size=limits.max_bytes * 4)
         await producer.start()
         state["producer"] = producer
-        refresher = (asyncio.create_task(refresh_lag(kafka, monitor), name="lag-refresh")
+        refresher = (asyncio.create_task(refresh_lag(kafka, monitor, alert_lag),
+                                         name="lag-refresh")
                      if monitor is not None else None)
         try:
             yield
@@ -71,6 +73,13 @@ def create_app(kafka: KafkaConnection, keys: KeyStore, limits: IngestLimits,
         except KafkaError as err:
             raise RetriableError(str(err)) from err
         return meta.partition, meta.offset
+
+    async def alert_lag(episode: LagEpisode) -> None:
+        assert monitor is not None
+        record = lag_alert(episode, monitor)
+        await send(ALERTS, record.region_code.encode(),
+                   codec.encode(record.avro_name, record.to_avro(), topic=ALERTS))
+        log.warning("consumer group %s behind: alert %s", episode.group, record.alert_id)
 
     async def publish(records: Sequence[RawRecord]) -> None:
         producer = state["producer"]

@@ -36,11 +36,15 @@ class Monitor:
     keys: MonitorKeyStore
     calendar: WorkingCalendar = field(default_factory=default_calendar)
     page_max: int = 500
+    export_max: int = 100_000
     deadline_risk_days: int = 3
     poll_s: float = 2.0
     lag_refresh_s: float = 15.0
     lag_timeout_s: float = 10.0
     lag_groups: tuple[str, ...] | None = None
+    lag_alert_threshold: int = 10_000
+    lag_alert_after_s: float = 300.0
+    lag_alert_region: str = "31"
     clock: Callable[[], datetime] = _utc_now
     lag: LagCollector = field(default_factory=LagCollector)
 

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import secrets
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from importlib import resources
 
@@ -20,10 +21,11 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from schemas.errors import RetriableError
 from schemas.kafka import KafkaConnection
+from schemas.models import Alert, Severity
 from sinks.sql import queries
 
 from ..kafka_admin import cluster_size
-from ..lag import read_lag
+from ..lag import LagEpisode, LagWatch, read_lag, watch
 from . import dashboard
 from .deps import Monitor
 from .routes import cases, stats
@@ -32,17 +34,39 @@ log = logging.getLogger(__name__)
 HEALTH_TIMEOUT_S = 5.0
 
 
-async def refresh_lag(kafka: KafkaConnection, monitor: Monitor) -> None:
-    """Keep ``monitor.lag`` current until cancelled; a failed read is kept as the error."""
+async def refresh_lag(kafka: KafkaConnection, monitor: Monitor,
+                      alert: Callable[[LagEpisode], Awaitable[None]] | None = None) -> None:
+    """Keep ``monitor.lag`` current until cancelled; a failed read is kept as the error. A group
+    whose lag stays above the threshold long enough gets one alert on netral.alerts."""
+    state = LagWatch(monitor.lag_alert_threshold, monitor.lag_alert_after_s)
     while True:
         try:
-            monitor.lag.snapshot = await read_lag(kafka, groups=monitor.lag_groups,
-                                                  timeout_s=monitor.lag_timeout_s)
-            monitor.lag.error = None
+            snapshot = await read_lag(kafka, groups=monitor.lag_groups,
+                                      timeout_s=monitor.lag_timeout_s)
+            monitor.lag.snapshot, monitor.lag.error = snapshot, None
+            state, due = watch(state, snapshot)
+            if alert is not None:
+                for episode in due:
+                    await alert(episode)
         except RetriableError as err:
             monitor.lag.error = str(err)
             log.warning("lag refresh failed: %s", err)
         await asyncio.sleep(monitor.lag_refresh_s)
+
+
+def lag_alert(episode: LagEpisode, monitor: Monitor) -> Alert:
+    """The ops alert for a group that stays behind (to the national Satgas' region)."""
+    region = monitor.lag_alert_region
+    return Alert(
+        alert_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"netral:ops.lag:{episode.group}:"
+                                f"{episode.since.isoformat()}")),
+        rule="ops.consumer-lag", severity=Severity.WARNING, region_code=region,
+        province_code=region[:2],
+        title=f"Consumer group {episode.group} behind"[:120],
+        detail=(f"{episode.group} has {episode.lag} messages not yet committed, above "
+                f"{monitor.lag_alert_threshold} since {episode.since:%Y-%m-%d %H:%M:%S} UTC "
+                f"(alert after {monitor.lag_alert_after_s:.0f} s)"),
+        at=monitor.clock(), dedupe_key=f"ops.lag:{episode.group}:{episode.since.isoformat()}")
 
 
 def install_monitoring(app: FastAPI, kafka: KafkaConnection, monitor: Monitor, *,

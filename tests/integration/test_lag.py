@@ -7,6 +7,7 @@ import asyncio
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,58 @@ def test_unreachable_broker_is_one_line(tmp_path: Path) -> None:
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("netral: broker at") and dead in lines[0]
+
+
+def test_a_group_behind_for_too_long_raises_one_ops_alert(topics: KafkaConnection,
+                                                          tmp_path: Path, unique: str) -> None:
+    """The API's lag refresher: lag 6 > threshold 5 for >= 2 s -> one alert on netral.alerts."""
+    from connectors.ingest import IngestLimits
+    from connectors.keys import KeyStore
+    from hub.api.access import MonitorKeyStore
+    from hub.api.app import create_app
+    from hub.api.deps import Monitor
+    from schemas.codec import AvroCodec
+    from schemas.models import Alert
+    from sinks.sql import migrate
+    from sinks.sql.engine import create_sql_engine
+    from tests.fixtures.kafka_tools import consume_until, produce
+    from tests.fixtures.monitor_server import serve_app
+
+    group = f"lagging-{unique}"
+    asyncio.run(backlog(topics, f"lag-alert-{unique}", group))
+    url = f"sqlite:///{tmp_path / 'netral.db'}"
+    migrate.upgrade(url)
+    engine = create_sql_engine(url)
+    monitor = Monitor(engine=engine, keys=MonitorKeyStore.load(tmp_path / "keys.yaml"),
+                      lag_refresh_s=0.5, lag_groups=(group,), lag_alert_threshold=5,
+                      lag_alert_after_s=2.0)
+    app = create_app(topics, KeyStore.load(tmp_path / "api-keys.yaml"), IngestLimits(),
+                     monitor=monitor, session_secret="x" * 40)
+    codec = AvroCodec()
+
+    def ours(rs: list) -> list[Alert]:
+        alerts = [Alert.from_avro(codec.decode(r.value).value) for r in rs]
+        return [a for a in alerts if a.rule == "ops.consumer-lag" and group in a.detail]
+
+    server = serve_app(app)
+    next(server)
+    try:
+        records = asyncio.run(consume_until(topics, ["netral.alerts"], lambda rs: ours(rs),
+                                            timeout_s=60))
+        first = ours(records)
+        assert len(first) == 1 and "6 messages" in first[0].detail
+        # it stays behind: still one alert for this episode after more refreshes
+        time.sleep(3)  # several refresh periods of 0.5 s, to give a second alert the chance
+        marker = Alert(alert_id=f"marker-{unique}", rule="test.marker", severity="INFO",
+                       region_code="31", province_code="31", title="marker", detail="marker",
+                       at=first[0].at, dedupe_key=f"marker-{unique}")
+        # same key as the alerts (their region), so the same partition: read after them
+        asyncio.run(produce(topics, "netral.alerts", [(b"31", codec.encode(
+            marker.avro_name, marker.to_avro()), None)]))
+        again = asyncio.run(consume_until(topics, ["netral.alerts"], lambda rs: any(
+            Alert.from_avro(codec.decode(r.value).value).alert_id == marker.alert_id
+            for r in rs), timeout_s=60))
+        assert len(ours(again)) == 1
+    finally:
+        server.close()
+        engine.dispose()

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from hub.lag import LagSnapshot, PartitionLag, progress
+from hub.lag import LagSnapshot, LagWatch, PartitionLag, progress, watch
 
 pytestmark = pytest.mark.unit
 T0 = datetime(2024, 11, 27, tzinfo=UTC)
@@ -48,3 +48,27 @@ def test_watch_table_shows_rate_and_time_behind() -> None:
     plain = Console(width=200, record=True)
     plain.print(render(after))
     assert "msg/s" not in plain.export_text()
+
+
+def snap(seconds: float, lag: int, group: str = "g") -> LagSnapshot:
+    return LagSnapshot(at=T0 + timedelta(seconds=seconds),
+                       partitions=[PartitionLag(group, "t", 0, committed=0, end=lag)])
+
+
+def test_lag_alerts_once_per_episode_after_the_set_time() -> None:
+    state = LagWatch(threshold=100, after_s=60)
+    fired = []
+    for t, lag in [(0, 50), (10, 150), (40, 900), (69, 500), (70, 500), (100, 800), (130, 20),
+                   (140, 200), (199, 300), (200, 300)]:
+        state, due = watch(state, snap(t, lag))
+        fired += [(t, e.group, e.lag, (e.since - T0).total_seconds()) for e in due]
+    # over 100 from t=10; 60 s later (t=70) one alert; back under at 130; over again from 140,
+    # alert at 200; never twice in one episode
+    assert fired == [(70, "g", 500, 10.0), (200, "g", 300, 140.0)]
+
+
+def test_lag_at_the_threshold_is_not_behind() -> None:
+    state, due = watch(LagWatch(threshold=100, after_s=0), snap(0, 100))
+    assert due == [] and state.since == {}
+    _, due = watch(state, snap(1, 101))
+    assert [e.group for e in due] == ["g"]

@@ -11,7 +11,7 @@ import logging
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from pydantic import ValidationError
 
 from schemas import regions
@@ -27,6 +27,7 @@ from schemas.models import (
 from schemas.topics import COMMANDS
 from sinks.sql import queries
 
+from ...export import MEDIA_TYPES, ExportFormat, render
 from ..access import Principal
 from ..deps import CaseReaderDep, ConnDep, MonitorDep, Send
 from ..models import (
@@ -83,45 +84,68 @@ def require_case(conn: ConnDep, who: Principal, case_id: str) -> None:
         raise HTTPException(403, f"case {case_id!r} is outside this key's scope")
 
 
+def case_filter(
+    who: CaseReaderDep, monitor: MonitorDep,
+    state: Annotated[list[CaseState] | None, Query(description="One or more states")] = None,
+    election: Election | None = None,
+    province: ProvinceQ = None,
+    regency: RegencyQ = None,
+    agency: AgencyQ = None,
+    violation_type: ViolationType | None = None,
+    level: SanctionLevel | None = None,
+    position: Position | None = None,
+    overdue: Annotated[bool | None, Query(description="PPK deadline passed, no sanction")]
+    = None,
+    needs_review: bool | None = None,
+    blocked: bool | None = None,
+) -> queries.CaseFilter:
+    """The list's filters, checked against the caller's scope (403 outside it)."""
+    check_scope_filters(who, province=province, regency=regency, agency=agency)
+    _known_region(province)
+    _known_region(regency)
+    return queries.CaseFilter(
+        state=tuple(s.value for s in state or ()), election=election, province_code=province,
+        region_code=regency, agency=agency, violation_type=violation_type, level=level,
+        position=position, overdue=overdue, needs_review=needs_review, blocked=blocked,
+        today=monitor.today())
+
+FilterDep = Annotated[queries.CaseFilter, Depends(case_filter)]
+
+
 def router() -> APIRouter:
     r = APIRouter(prefix="/v1", tags=["cases"], responses=ERRORS)
 
     @r.get("/cases", response_model=CasesOut)
     def list_cases(
-        who: CaseReaderDep, conn: ConnDep, monitor: MonitorDep,
-        state: Annotated[list[CaseState] | None, Query(description="One or more states")] = None,
-        election: Election | None = None,
-        province: ProvinceQ = None,
-        regency: RegencyQ = None,
-        agency: AgencyQ = None,
-        violation_type: ViolationType | None = None,
-        level: SanctionLevel | None = None,
-        position: Position | None = None,
-        overdue: Annotated[bool | None, Query(description="PPK deadline passed, no sanction")]
-        = None,
-        needs_review: bool | None = None,
-        blocked: bool | None = None,
+        who: CaseReaderDep, conn: ConnDep, monitor: MonitorDep, filters: FilterDep,
         sort: queries.Sort = queries.Sort.UPDATED_DESC,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 50,
         offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     ) -> CasesOut:
         """Cases in the caller's scope, filtered, sorted and paged (with the total)."""
-        check_scope_filters(who, province=province, regency=regency, agency=agency)
-        _known_region(province)
-        _known_region(regency)
         if limit > monitor.page_max:
             raise HTTPException(422, f"limit {limit} exceeds the largest page, "
                                 f"{monitor.page_max}")
-        filters = queries.CaseFilter(
-            state=tuple(s.value for s in state or ()), election=election, province_code=province,
-            region_code=regency, agency=agency, violation_type=violation_type, level=level,
-            position=position, overdue=overdue, needs_review=needs_review, blocked=blocked,
-            today=monitor.today())
         page = queries.list_cases(conn, scope=who.scope, filters=filters, sort=sort,
                                   limit=limit, offset=offset)
         more = offset + len(page.items) < page.total
         return CasesOut(items=[case_out(s) for s in page.items], total=page.total, limit=limit,
                         offset=offset, next_offset=offset + len(page.items) if more else None)
+
+    @r.get("/cases.{fmt}", response_class=Response,
+           responses={200: {"content": {m: {} for m in MEDIA_TYPES.values()}}})
+    def export_cases(
+        fmt: ExportFormat, who: CaseReaderDep, conn: ConnDep, monitor: MonitorDep,
+        filters: FilterDep, sort: queries.Sort = queries.Sort.UPDATED_DESC,
+    ) -> Response:
+        """The filtered case list as a CSV or XLSX file (every match, up to the export cap)."""
+        page = queries.list_cases(conn, scope=who.scope, filters=filters, sort=sort,
+                                  limit=monitor.export_max, offset=0)
+        if page.total > monitor.export_max:
+            raise HTTPException(422, f"{page.total} cases match; an export holds at most "
+                                f"{monitor.export_max}: narrow the filters")
+        return Response(render(fmt, page.items), media_type=MEDIA_TYPES[fmt], headers={
+            "Content-Disposition": f'attachment; filename="netral-cases.{fmt.value}"'})
 
     @r.get("/cases/{case_id}", response_model=CaseDetailOut)
     def get_case(case_id: CaseIdP, who: CaseReaderDep, conn: ConnDep) -> CaseDetailOut:
