@@ -28,6 +28,7 @@ from sinks.sql import queries
 
 from .. import me
 from .access import Principal, Role
+from .audit import audit
 from .deps import Monitor, monitor_of
 
 STATE_LABELS = {
@@ -101,6 +102,7 @@ def router() -> APIRouter:
         with monitor.engine.connect() as conn:
             listed = queries.list_cases(conn, scope=who.scope, filters=filters, sort=sort,
                                         limit=200)
+        audit(request, who, "list_cases", "cases", None, f"dashboard {title}"[:1000])
         return page(request, "cases.html", who, title=title, hint=hint, page=listed,
                     today=monitor.today())
 
@@ -188,6 +190,7 @@ def router() -> APIRouter:
             assert found is not None
             timeline = queries.transitions_of(conn, case_id=case_id)
             orders = queries.orders_of(conn, case_ids=[case_id]).get(case_id, [])
+        audit(request, who, "read_case", "case", case_id, "dashboard")
         return page(request, "case.html", who, case=found, timeline=timeline, orders=orders)
 
     @r.get("/alerts", response_class=HTMLResponse)

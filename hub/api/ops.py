@@ -26,7 +26,7 @@ from sinks.sql import queries
 
 from ..kafka_admin import cluster_size
 from ..lag import LagEpisode, LagWatch, read_lag, watch
-from . import dashboard
+from . import audit, dashboard
 from .deps import Monitor
 from .routes import cases, stats
 
@@ -95,6 +95,7 @@ def install_monitoring(app: FastAPI, kafka: KafkaConnection, monitor: Monitor, *
                        session_cookie="netral_session", max_age=session_max_age_s,
                        same_site="strict", https_only=False)
     app.include_router(cases.router())
+    app.include_router(audit.router())
     app.include_router(stats.router())
     app.include_router(dashboard.router())
     static = resources.files("hub.api").joinpath("static")

@@ -29,6 +29,7 @@ from sinks.sql import queries
 
 from ...export import MEDIA_TYPES, ExportFormat, render
 from ..access import Principal
+from ..audit import audit, describe_query
 from ..deps import CaseReaderDep, ConnDep, MonitorDep, Send
 from ..models import (
     CaseDetailOut,
@@ -117,7 +118,8 @@ def router() -> APIRouter:
 
     @r.get("/cases", response_model=CasesOut)
     def list_cases(
-        who: CaseReaderDep, conn: ConnDep, monitor: MonitorDep, filters: FilterDep,
+        request: Request, who: CaseReaderDep, conn: ConnDep, monitor: MonitorDep,
+        filters: FilterDep,
         sort: queries.Sort = queries.Sort.UPDATED_DESC,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 50,
         offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
@@ -128,6 +130,7 @@ def router() -> APIRouter:
                                 f"{monitor.page_max}")
         page = queries.list_cases(conn, scope=who.scope, filters=filters, sort=sort,
                                   limit=limit, offset=offset)
+        audit(request, who, "list_cases", "cases", None, describe_query(request))
         more = offset + len(page.items) < page.total
         return CasesOut(items=[case_out(s) for s in page.items], total=page.total, limit=limit,
                         offset=offset, next_offset=offset + len(page.items) if more else None)
@@ -135,7 +138,7 @@ def router() -> APIRouter:
     @r.get("/cases.{fmt}", response_class=Response,
            responses={200: {"content": {m: {} for m in MEDIA_TYPES.values()}}})
     def export_cases(
-        fmt: ExportFormat, who: CaseReaderDep, conn: ConnDep, monitor: MonitorDep,
+        request: Request, fmt: ExportFormat, who: CaseReaderDep, conn: ConnDep, monitor: MonitorDep,
         filters: FilterDep, sort: queries.Sort = queries.Sort.UPDATED_DESC,
     ) -> Response:
         """The filtered case list as a CSV or XLSX file (every match, up to the export cap)."""
@@ -144,13 +147,16 @@ def router() -> APIRouter:
         if page.total > monitor.export_max:
             raise HTTPException(422, f"{page.total} cases match; an export holds at most "
                                 f"{monitor.export_max}: narrow the filters")
+        audit(request, who, f"export_cases_{fmt.value}", "cases", None, describe_query(request))
         return Response(render(fmt, page.items), media_type=MEDIA_TYPES[fmt], headers={
             "Content-Disposition": f'attachment; filename="netral-cases.{fmt.value}"'})
 
     @r.get("/cases/{case_id}", response_model=CaseDetailOut)
-    def get_case(case_id: CaseIdP, who: CaseReaderDep, conn: ConnDep) -> CaseDetailOut:
+    def get_case(request: Request, case_id: CaseIdP, who: CaseReaderDep,
+                 conn: ConnDep) -> CaseDetailOut:
         """One case: its record, its timeline (audit transitions), sources and SIASN orders."""
         require_case(conn, who, case_id)
+        audit(request, who, "read_case", "case", case_id)
         record = queries.get_case(conn, case_id=case_id)
         assert record is not None  # require_case saw it
         timeline = [TransitionOut(at=t.at, from_state=t.from_state, to_state=t.to_state,
@@ -165,12 +171,13 @@ def router() -> APIRouter:
     @r.get("/asn/{nip}", response_model=PersonOut)
     def get_person(
         nip: Annotated[str, Path(pattern=r"^\d{18}$", description="18-digit NIP")],
-        who: CaseReaderDep, conn: ConnDep,
+        request: Request, who: CaseReaderDep, conn: ConnDep,
     ) -> PersonOut:
         """A civil servant's cases (in the caller's scope) and whether SIASN holds a block."""
         view = queries.person(conn, nip=nip, scope=who.scope)
         if view is None:
             raise HTTPException(404, f"no case in this key's scope names NIP {nip}")
+        audit(request, who, "read_person", "person", nip)
         return PersonOut(nip=view.nip, name=view.name, agency=view.agency,
                          position=view.position, region=view.region, blocked=view.blocked,
                          cases=[case_out(c) for c in view.cases])
