@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,6 +77,17 @@ def private_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCo
         yield KafkaConnection(bootstrap=bootstrap, client_id="netral-tests")
     finally:
         local.stop()
+
+
+@pytest.fixture(scope="module")
+def seeded_monitor(topics: KafkaConnection, tmp_path_factory: pytest.TempPathFactory
+                   ) -> Iterator[Any]:
+    """The monitoring API on loopback over a seeded SQLite record, for one module
+    (tests/fixtures/monitor_server.py: the rows and a key per role)."""
+    from tests.fixtures.monitor_server import serve_monitor
+
+    home = tmp_path_factory.mktemp("monitor")
+    yield from serve_monitor(topics, home, f"sqlite:///{home / 'netral.db'}")
 
 
 @pytest.fixture(scope="session")

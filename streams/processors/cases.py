@@ -37,7 +37,7 @@ from ..rules.cases import Outputs
 from ..rules.policy import load_policies
 from ..rules.stage import KIND_BY_TOPIC, CaseStage, InputKind, pack
 from ..topics import HubTopics
-from .dead_letters import to_dlq
+from .dead_letters import reject
 
 STAGE = "cases"
 JOURNAL = "cases-journal"
@@ -115,13 +115,8 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
                     kind = KIND_BY_TOPIC[msg.topic]
                     try:
                         out = current.take(kind, msg.value)
-                    except InvalidMessage as err:
-                        await to_dlq(topics, STAGE, msg, err)
-                        continue
-                    except Exception as err:
-                        log.exception("unexpected error in cases at %s[%d]@%d",
-                                      msg.topic, msg.partition, msg.offset)
-                        await to_dlq(topics, STAGE, msg, err)
+                    except Exception as err:  # noqa: BLE001 - reject() logs bugs
+                        await reject(topics, STAGE, msg, err)
                         continue
                     taken.append((kind, msg.value or b""))
                     pending += await publish(out)

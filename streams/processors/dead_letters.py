@@ -8,6 +8,7 @@ from typing import Any
 import faust
 
 from schemas.dlq import DeadLetter
+from schemas.errors import InvalidMessage
 
 from ..topics import HubTopics
 
@@ -26,3 +27,13 @@ async def to_dlq(topics: HubTopics, stage: str, message: faust.types.Message,
     kept: list[tuple[str, bytes]] = [(str(k), bytes(v)) for k, v in items]
     await topics.dlq[stage].send(key=message.key, value=message.value or b"",
                                  headers=kept + letter.headers())
+
+
+async def reject(topics: HubTopics, stage: str, message: faust.types.Message,
+                 err: Exception) -> None:
+    """A record the stage could not take goes to its DLQ; an error that is not an
+    InvalidMessage is a bug, logged with its traceback first (the stream still goes on)."""
+    if not isinstance(err, InvalidMessage):
+        log.error("unexpected error in %s at %s[%d]@%d", stage, message.topic,
+                  message.partition, message.offset, exc_info=err)
+    await to_dlq(topics, stage, message, err)

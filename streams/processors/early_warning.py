@@ -49,7 +49,7 @@ from ..rules.early_warning import (
     load_state,
 )
 from ..topics import HubTopics
-from .dead_letters import to_dlq
+from .dead_letters import reject
 
 STAGE = DlqStage.ALERTS.value
 TABLE = "early-warning"
@@ -137,11 +137,8 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
                     canonical = _decode(codec, msg.value, CanonicalEvent)
                     alert = imut_alert(canonical, ew, datetime.now(UTC))
                     subject_list = event_subjects(canonical)
-                except Exception as err:  # InvalidMessage, or a bug: DLQ either way
-                    if not isinstance(err, InvalidMessage):
-                        log.exception("unexpected error in early warning at %s[%d]@%d",
-                                      msg.topic, msg.partition, msg.offset)
-                    await to_dlq(topics, STAGE, msg, err)
+                except Exception as err:  # noqa: BLE001 - reject() logs bugs
+                    await reject(topics, STAGE, msg, err)
                     continue
                 if alert is not None:
                     await send_alerts((alert,), pending)
@@ -159,11 +156,8 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
                     continue  # a tombstone: a case merged away (compacted topic)
                 try:
                     subject_list = case_subjects(_decode(codec, msg.value, CaseRecord))
-                except Exception as err:
-                    if not isinstance(err, InvalidMessage):
-                        log.exception("unexpected error in early warning at %s[%d]@%d",
-                                      msg.topic, msg.partition, msg.offset)
-                    await to_dlq(topics, STAGE, msg, err)
+                except Exception as err:  # noqa: BLE001 - reject() logs bugs
+                    await reject(topics, STAGE, msg, err)
                     continue
                 await route(msg, subject_list, pending)
             await acknowledged(pending)
@@ -184,11 +178,8 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
                 before = table.get(subject)
                 state, alerts = apply(subject, load_state(before), record, ew, ikp, calendar,
                                       datetime.now(UTC))
-            except Exception as err:
-                if not isinstance(err, InvalidMessage):
-                    log.exception("unexpected error in early warning at %s[%d]@%d",
-                                  msg.topic, msg.partition, msg.offset)
-                await to_dlq(topics, STAGE, msg, err)
+            except Exception as err:  # noqa: BLE001 - reject() logs bugs
+                await reject(topics, STAGE, msg, err)
                 continue
             if state is not None:
                 after = dump_state(state)

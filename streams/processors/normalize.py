@@ -13,14 +13,13 @@ import logging
 import faust
 
 from schemas.codec import AvroCodec
-from schemas.errors import InvalidMessage
 from schemas.models import CanonicalEvent
 from schemas.topics import EVENTS
 
 from ..config import StreamsConfig
 from ..rules.normalize import normalize_record
 from ..topics import HubTopics
-from .dead_letters import to_dlq
+from .dead_letters import reject
 
 STAGE = "normalize"
 log = logging.getLogger(__name__)
@@ -37,13 +36,8 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
                 try:
                     key, canonical = normalize_record(msg.topic, msg.key, codec.decode(msg.value))
                     value = codec.encode(CanonicalEvent.avro_name, canonical, topic=EVENTS)
-                except InvalidMessage as err:
-                    await to_dlq(topics, STAGE, msg, err)
-                    continue
-                except Exception as err:
-                    log.exception("unexpected error in normalize at %s[%d]@%d",
-                                  msg.topic, msg.partition, msg.offset)
-                    await to_dlq(topics, STAGE, msg, err)
+                except Exception as err:  # noqa: BLE001 - reject() logs bugs
+                    await reject(topics, STAGE, msg, err)
                     continue
                 # Straight to the producer (flushed before each offset commit): Faust's
                 # Topic.send builds a FutureMessage per record, a cost the batch does not need.

@@ -4,54 +4,39 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from openpyxl import load_workbook
 
 from hub.export import COLUMNS
-from schemas.kafka import KafkaConnection
-from tests.fixtures.monitor_server import MonitorServer, serve_monitor
+from tests.fixtures.monitor_server import MonitorServer, get
 from tests.helpers import netral
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def server(topics: KafkaConnection, tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[MonitorServer]:
-    home = tmp_path_factory.mktemp("export")
-    yield from serve_monitor(topics, home, f"sqlite:///{home / 'netral.db'}")
-
-
-def get(server: MonitorServer, path: str, role: str, **params: str) -> httpx.Response:
-    return httpx.get(f"{server.url}{path}", headers={"X-API-Key": server.keys[role]},
-                     params=params, timeout=30)
-
-
-def test_csv_export_holds_the_scoped_filtered_list(server: MonitorServer) -> None:
-    resp = get(server, "/v1/cases.csv", "province32")
+def test_csv_export_holds_the_scoped_filtered_list(seeded_monitor: MonitorServer) -> None:
+    resp = get(seeded_monitor, "/v1/cases.csv", "province32")
     assert resp.status_code == 200, resp.text
     assert resp.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(resp.content.decode("utf-8-sig"))))
-    listed = get(server, "/v1/cases", "province32", limit="100").json()
+    listed = get(seeded_monitor, "/v1/cases", "province32", limit="100").json()
     assert {r["case_id"] for r in rows} == {c["case_id"] for c in listed["items"]} \
         == {"A1", "A2", "A3"}
     assert all(r["province_code"] == "32" for r in rows)
-    national = list(csv.DictReader(io.StringIO(
-        get(server, "/v1/cases.csv", "national", province="32").content.decode("utf-8-sig"))))
+    body = get(seeded_monitor, "/v1/cases.csv", "national", province="32").content
+    national = list(csv.DictReader(io.StringIO(body.decode("utf-8-sig"))))
     assert {r["case_id"] for r in national} == {"A1", "A2", "A3"}
 
 
-def test_xlsx_export_opens_in_a_spreadsheet(server: MonitorServer) -> None:
-    resp = get(server, "/v1/cases.xlsx", "national")
+def test_xlsx_export_opens_in_a_spreadsheet(seeded_monitor: MonitorServer) -> None:
+    resp = get(seeded_monitor, "/v1/cases.xlsx", "national")
     assert resp.status_code == 200
     sheet = load_workbook(io.BytesIO(resp.content), read_only=True)["kasus"]
     rows = list(sheet.iter_rows(values_only=True))
     assert list(rows[0]) == COLUMNS
-    total = get(server, "/v1/cases", "national", limit="100").json()["total"]
+    total = get(seeded_monitor, "/v1/cases", "national", limit="100").json()["total"]
     assert len(rows) - 1 == total
 
 
@@ -60,19 +45,19 @@ def test_xlsx_export_opens_in_a_spreadsheet(server: MonitorServer) -> None:
     ("/v1/cases.xlsx", "public", {}, 403),
     ("/v1/cases.pdf", "national", {}, 422),
 ])
-def test_export_errors_have_a_message(server: MonitorServer, path: str, role: str,
+def test_export_errors_have_a_message(seeded_monitor: MonitorServer, path: str, role: str,
                                       params: dict[str, str], status: int) -> None:
-    resp = get(server, path, role, **params)
+    resp = get(seeded_monitor, path, role, **params)
     assert resp.status_code == status and resp.json()["detail"]
 
 
-def test_netral_export_writes_the_file(server: MonitorServer, tmp_path: Path) -> None:
+def test_netral_export_writes_the_file(seeded_monitor: MonitorServer, tmp_path: Path) -> None:
     out = tmp_path / "kasus.xlsx"
     done = netral("export", "--out", str(out), "--province", "32",
-                  env={"NETRAL_DATABASE_URL": str(server.engine.url)}, check=True)
+                  env={"NETRAL_DATABASE_URL": str(seeded_monitor.engine.url)}, check=True)
     assert "3 cases written" in done.stdout
     rows = list(load_workbook(out, read_only=True)["kasus"].iter_rows(values_only=True))
     assert {r[0] for r in rows[1:]} == {"A1", "A2", "A3"}
     bad = netral("export", "--out", str(tmp_path / "kasus.pdf"),
-                 env={"NETRAL_DATABASE_URL": str(server.engine.url)})
+                 env={"NETRAL_DATABASE_URL": str(seeded_monitor.engine.url)})
     assert bad.returncode != 0 and "--format csv|xlsx" in bad.stdout + bad.stderr
