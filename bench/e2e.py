@@ -55,6 +55,7 @@ from hub.kafka_admin import create_topics, group_members
 from hub.lag import read_lag
 from hub.settings import NetralSettings
 from schemas.codec import AvroCodec
+from schemas.errors import ConfigError
 from schemas.kafka import KafkaConnection
 from schemas.models import CanonicalEvent, CaseRecord, CaseState
 from schemas.topics import CASES, EVENTS, TopicSpec, catalogue, raw_topic
@@ -205,7 +206,12 @@ SPECS = [*catalogue(), TopicSpec(name=OUT, key="k", value="v", cleanup="delete",
 
 
 async def make_topics(conn: KafkaConnection, *, keep_raw: bool) -> None:
-    """(Re)create the hub's topics with RF 3 and min ISR 2; the non-raw ones start empty."""
+    """(Re)create the hub's topics with RF 3 and min ISR 2; the non-raw ones start empty.
+
+    Brokers learn of a deletion one after the other: until all three agree, one of them may
+    still list a deleted topic (with no partitions), so creating is retried until every topic
+    is there with its partitions.
+    """
     admin = AIOKafkaAdminClient(**conn.aiokafka_kwargs(), request_timeout_ms=30000)
     await admin.start()
     try:
@@ -214,13 +220,31 @@ async def make_topics(conn: KafkaConnection, *, keep_raw: bool) -> None:
         if doomed:
             await admin.delete_topics(doomed)
         deadline = time.monotonic() + 120
-        while set(doomed) & set(await admin.list_topics()):
+        while True:
+            try:
+                await create_topics(conn, SPECS, partitions=4, replication=3, min_insync=2)
+                if await _complete(conn):
+                    return
+                last = "not every topic has its partitions yet"
+            except ConfigError as err:  # a deleted topic still listed by one broker
+                last = str(err)
             if time.monotonic() > deadline:
-                raise TimeoutError(f"topics not deleted: {doomed}")
-            await asyncio.sleep(0.5)
+                raise TimeoutError(f"topics not recreated within 120s: {last}")
+            await asyncio.sleep(1)
     finally:
         await admin.close()
-    await create_topics(conn, SPECS, partitions=4, replication=3, min_insync=2)
+
+
+async def _complete(conn: KafkaConnection) -> bool:
+    """Every topic of SPECS known with all its partitions (to a fresh client's metadata)."""
+    consumer = AIOKafkaConsumer(**conn.aiokafka_kwargs())
+    await consumer.start()
+    try:
+        topics = await consumer.topics()
+        return all(s.name in topics and len(consumer.partitions_for_topic(s.name) or ())
+                   == s.partition_count(4) for s in SPECS)
+    finally:
+        await consumer.stop()
 
 
 # -- measurements ---
