@@ -236,15 +236,16 @@ async def make_topics(conn: KafkaConnection, *, keep_raw: bool) -> None:
 
 
 async def _complete(conn: KafkaConnection) -> bool:
-    """Every topic of SPECS known with all its partitions (to a fresh client's metadata)."""
-    consumer = AIOKafkaConsumer(**conn.aiokafka_kwargs())
-    await consumer.start()
+    """Every topic of SPECS described with all its partitions."""
+    admin = AIOKafkaAdminClient(**conn.aiokafka_kwargs(), request_timeout_ms=30000)
+    await admin.start()
     try:
-        topics = await consumer.topics()
-        return all(s.name in topics and len(consumer.partitions_for_topic(s.name) or ())
-                   == s.partition_count(4) for s in SPECS)
+        described = {t["topic"]: t for t in await admin.describe_topics([s.name for s in SPECS])}
+        return all(s.name in described and described[s.name]["error_code"] == 0
+                   and len(described[s.name]["partitions"]) == s.partition_count(4)
+                   for s in SPECS)
     finally:
-        await consumer.stop()
+        await admin.close()
 
 
 # -- measurements ---
