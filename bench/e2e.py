@@ -43,7 +43,7 @@ import httpx
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError
 
 from connectors.samples import sample_reports
 from connectors.simulator import SimConfig, SimEvent, simulate
@@ -223,7 +223,11 @@ async def make_topics(conn: KafkaConnection, *, keep_raw: bool) -> None:
         while True:
             try:
                 await create_topics(conn, SPECS, partitions=4, replication=3, min_insync=2)
-                if await _complete(conn):
+                agreed = 0
+                while agreed < 3 and await _complete(conn):  # three answers in a row, 1 s apart
+                    agreed += 1
+                    await asyncio.sleep(1)
+                if agreed == 3:
                     return
                 last = "not every topic has its partitions yet"
             except ConfigError as err:  # a deleted topic still listed by one broker
@@ -253,13 +257,22 @@ async def watch(conn: KafkaConnection, expected: int, timeout_s: float = 900) ->
     """(broker time, epoch s, of the last netral.cases record, distinct case ids) once
     ``expected`` cases are there and nothing new came for 3 s, or nothing new for 20 s (the
     stream may merge a little differently from the in-process rules: the count is reported)."""
-    consumer = AIOKafkaConsumer(CASES, **conn.aiokafka_kwargs(),
-                                group_id=f"bench-watch-{uuid.uuid4().hex[:6]}",
-                                auto_offset_reset="earliest", isolation_level="read_committed")
-    await consumer.start()
+    deadline = time.monotonic() + timeout_s
+    while True:  # a just recreated topic: the broker asked may not know it yet
+        consumer = AIOKafkaConsumer(CASES, **conn.aiokafka_kwargs(),
+                                    group_id=f"bench-watch-{uuid.uuid4().hex[:6]}",
+                                    auto_offset_reset="earliest",
+                                    isolation_level="read_committed")
+        try:
+            await consumer.start()
+            break
+        except UnknownTopicOrPartitionError:
+            await consumer.stop()
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(1)
     ids: set[bytes] = set()
     last_ts, quiet_since = 0.0, time.monotonic()
-    deadline = time.monotonic() + timeout_s
     try:
         while time.monotonic() < deadline:
             for recs in (await consumer.getmany(timeout_ms=500, max_records=10_000)).values():
