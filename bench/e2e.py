@@ -74,6 +74,7 @@ SAMPLE_EVERY = 4  # latency: every 4th case-opening report is polled on the API
 POLL_S = 0.2
 PYSPY_S = 15
 LAG_WAIT_S = 60.0
+KILL_WAIT_S = 60.0
 
 
 @dataclass
@@ -377,6 +378,8 @@ async def latency(conn: KafkaConnection, wave: Wave, rate: float, api: str,
                     return
                 for cid, at in list(pending.items()):
                     r = await client.get(f"/v1/cases/{cid}")
+                    if r.status_code in (401, 403):
+                        raise RuntimeError(f"the API refused the bench's key: {r.text}")
                     if r.status_code == 200:
                         lat.append(time.time() - at)
                         del pending[cid]
@@ -486,9 +489,9 @@ def _run(res: Results, conn: KafkaConnection, hub: Hub, home: Path, db: str, cas
     hub.start("mock-siasn", "mock-siasn", "--port", str(siasn_port))
     hub.start("sql-sink", "sql-sink", "--migrate")
     hub.start("siasn-adapter", "siasn-adapter")
-    hub.start("api", "api")
-    settings = NetralSettings(home=home)
+    settings = NetralSettings(home=home)  # the API reads its keys when it starts
     key = add_monitor_key(settings.resolved_monitor_keys_file(), Role.NATIONAL, label="bench")
+    hub.start("api", "api")
     api = f"http://127.0.0.1:{api_port}"
     asyncio.run(wait_members(conn, "netral-sql-sink", 1))
     app = f"bench-e2e-{uuid.uuid4().hex[:4]}"
@@ -536,6 +539,74 @@ def _run(res: Results, conn: KafkaConnection, hub: Hub, home: Path, db: str, cas
                         f"{POLL_S}s; {lost} never seen"))
     asyncio.run(watch(conn, n_cases + len(wave2.case_ids)))
     now = asyncio.run(read_cases(conn))
+
+    # recovery: SIGKILL mid-stream, restart at once
+    wave3 = make_wave(max(cases // 2, 50), seed=33)
+    before = len(now)
+    for topic, records in wave3.by_topic().items():
+        asyncio.run(produce_all(conn, topic, records))
+    produced = time.monotonic()
+    out_at_kill = 0
+    while time.monotonic() - produced < KILL_WAIT_S:  # kill once a third of its cases are out
+        out_at_kill = len(asyncio.run(read_cases(conn))) - before
+        if out_at_kill >= len(wave3.case_ids) // 3:
+            break
+        time.sleep(0.2)
+    behind = asyncio.run(lag_of(conn, app))
+    killed = time.time()
+    hub.stop("worker", signal.SIGKILL)
+    hub.worker("worker", app)
+    try:
+        out_last, out_n = asyncio.run(watch(conn, before + len(wave3.case_ids), timeout_s=240))
+        res.add(("recovery: SIGKILL mid-stream + immediate restart -> every case of the wave out",
+                 f"{out_last - killed:.1f} s",
+                 f"{out_n - before} of {len(wave3.case_ids)} cases of a {len(wave3.events)}-event "
+                 f"wave on netral.cases; killed with {out_at_kill} out, "
+                 f"{time.time() - produced:.0f} s after it was produced"))
+    except TimeoutError as err:
+        res.add(("recovery: SIGKILL mid-stream + immediate restart -> every case of the wave out",
+                 "not within 240 s", str(err)))
+    try:
+        zero = asyncio.run(wait_lag_zero(conn, app, timeout_s=LAG_WAIT_S))
+        res.add(("recovery: SIGKILL -> the group's lag back to 0", f"{zero - killed:.1f} s",
+                 f"hub.lag.read_lag every 0.5 s; lag at the kill: {behind}"))
+    except TimeoutError:
+        res.add(("recovery: SIGKILL -> the group's lag back to 0",
+                 f"not within {LAG_WAIT_S:.0f} s after the wave was out",
+                 f"lag at the kill {behind}, still {asyncio.run(lag_of(conn, app))}: the "
+                 f"worker's committed offsets lag its output (see the report)"))
+
+    res.sizes = (f"wave W: {cases} simulated cases = {total} raw events ({made} cases by the "
+                 f"rules); latency wave: {len(wave2.events)} events at {rate:.0f}/s; recovery "
+                 f"wave: {len(wave3.events)} events; 3 brokers (384 MiB heap each), RF 3, "
+                 f"min ISR 2, 4 partitions")
+
+    # restore: stop, one new report, restart until it is a case
+    n_all = len(asyncio.run(read_cases(conn)))
+    hub.stop("worker")
+    (probe,) = sample_reports(1, seed=99)
+    codec = AvroCodec()
+    asyncio.run(produce_all(conn, raw_topic("bawaslu"), [(
+        probe.source_id.encode(), codec.encode(probe.avro_name, probe.to_avro()))]))
+    spawned = time.time()
+    hub.worker("worker", app)
+    try:
+        visible = asyncio.run(watch_cases(conn, 0, timeout_s=300, probe=probe.event_id()))
+    except RuntimeError as err:
+        res.add(("restore: restart until a new report is a case", "not within 300 s", str(err)))
+    else:
+        restore = visible - spawned
+        res.add(
+            (f"restore: restart until a new report is a case ({n_all} cases in the journal)",
+             f"{restore:.1f} s", f"{restore / n_all * 1000:.2f} s per 1,000 cases"),
+            ("restore of 1M cases (EXTRAPOLATION, linear, start-up included)",
+             f"{restore / n_all * 1_000_000 / 60:.0f} min", "per-1,000 figure x 1,000"))
+    deadlines(res, conn, siasn_port)
+
+
+def deadlines(res: Results, conn: KafkaConnection, siasn_port: int) -> None:
+    """Daily ticks from the first PPK deadline on, in one burst; each BLOCK's wait at SIASN."""
+    now = asyncio.run(read_cases(conn))
     overdue = [c for c in now.values()
                if c.state is CaseState.RECOMMENDED and c.person.nip and c.next_deadline]
     if overdue:
@@ -551,53 +622,6 @@ def _run(res: Results, conn: KafkaConnection, hub: Hub, home: Path, db: str, cas
                             f"p50 {pct(waits, 50):.2f} s, p99 {pct(waits, 99):.2f} s",
                             f"{len(ticks)} daily ticks in one burst; {len(waits)} blocks "
                             f"of {len(nips)} overdue"))
-
-    # recovery: SIGKILL mid-stream, restart at once
-    wave3 = make_wave(max(cases // 2, 50), seed=33)
-    before = len(now)
-    for topic, records in wave3.by_topic().items():
-        asyncio.run(produce_all(conn, topic, records))
-    while len(asyncio.run(read_cases(conn))) < before + len(wave3.case_ids) // 3:
-        time.sleep(0.2)  # kill once a third of the wave's cases are out: mid-stream
-    behind = asyncio.run(lag_of(conn, app))
-    killed = time.time()
-    hub.stop("worker", signal.SIGKILL)
-    hub.worker("worker", app)
-    out_last, out_n = asyncio.run(watch(conn, before + len(wave3.case_ids)))
-    res.add(("recovery: SIGKILL mid-stream + immediate restart -> every case of the wave out",
-             f"{out_last - killed:.1f} s",
-             f"{out_n - before} of {len(wave3.case_ids)} cases of a {len(wave3.events)}-event "
-             f"wave on netral.cases; killed at a third of them"))
-    try:
-        zero = asyncio.run(wait_lag_zero(conn, app, timeout_s=LAG_WAIT_S))
-        res.add(("recovery: SIGKILL -> the group's lag back to 0", f"{zero - killed:.1f} s",
-                 f"hub.lag.read_lag every 0.5 s; lag at the kill: {behind}"))
-    except TimeoutError:
-        res.add(("recovery: SIGKILL -> the group's lag back to 0",
-                 f"not within {LAG_WAIT_S:.0f} s after the wave was out",
-                 f"lag at the kill {behind}, still {asyncio.run(lag_of(conn, app))}: the "
-                 f"worker's committed offsets lag its output (see the report)"))
-
-    # restore: stop, one new report, restart until it is a case
-    n_all = len(asyncio.run(read_cases(conn)))
-    hub.stop("worker")
-    (probe,) = sample_reports(1, seed=99)
-    codec = AvroCodec()
-    asyncio.run(produce_all(conn, raw_topic("bawaslu"), [(
-        probe.source_id.encode(), codec.encode(probe.avro_name, probe.to_avro()))]))
-    spawned = time.time()
-    hub.worker("worker", app)
-    visible = asyncio.run(watch_cases(conn, 0, timeout_s=600, probe=probe.event_id()))
-    restore = visible - spawned
-    res.add(
-        (f"restore: restart until a new report is a case ({n_all} cases in the journal)",
-         f"{restore:.1f} s", f"{restore / n_all * 1000:.2f} s per 1,000 cases"),
-        ("restore of 1M cases (EXTRAPOLATION, linear, start-up included)",
-         f"{restore / n_all * 1_000_000 / 60:.0f} min", "per-1,000 figure x 1,000"))
-    res.sizes = (f"wave W: {cases} simulated cases = {total} raw events ({made} cases by the "
-                 f"rules); latency wave: {len(wave2.events)} events at {rate:.0f}/s; recovery "
-                 f"wave: {len(wave3.events)} events; 3 brokers (384 MiB heap each), RF 3, "
-                 f"min ISR 2, 4 partitions")
 
 
 async def wait_blocks(siasn: str, nips: set[str], timeout_s: float = 300) -> list[str]:
