@@ -258,8 +258,9 @@ async def _complete(conn: KafkaConnection) -> bool:
 # -- measurements ---
 async def watch(conn: KafkaConnection, expected: int, timeout_s: float = 900) -> tuple[float, int]:
     """(broker time, epoch s, of the last netral.cases record, distinct case ids) once
-    ``expected`` cases are there and nothing new came for 3 s, or nothing new for 20 s (the
-    stream may merge a little differently from the in-process rules: the count is reported)."""
+    ``expected`` cases are there and nothing new came for 3 s, or 90% of them and nothing new
+    for 20 s (the stream may merge a little differently from the in-process rules, which read
+    in another order: the count is reported)."""
     deadline = time.monotonic() + timeout_s
     while True:  # a just recreated topic: the broker asked may not know it yet
         consumer = AIOKafkaConsumer(CASES, **conn.aiokafka_kwargs(),
@@ -283,7 +284,7 @@ async def watch(conn: KafkaConnection, expected: int, timeout_s: float = 900) ->
                     ids.add(rec.key)
                     last_ts, quiet_since = rec.timestamp / 1000, time.monotonic()
             quiet = time.monotonic() - quiet_since
-            if ids and (quiet > 20 or (len(ids) >= expected and quiet > 3)):
+            if ids and len(ids) >= 0.9 * expected and quiet > (3 if len(ids) >= expected else 20):
                 return last_ts, len(ids)
         raise TimeoutError(f"netral.cases: {len(ids)}/{expected} cases within {timeout_s:.0f}s")
     finally:
