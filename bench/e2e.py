@@ -12,14 +12,16 @@ produced to the five raw topics before anything reads it. Measured, in this orde
 - run 1: one worker + the SQL sink over W until every case of netral.cases is a row in SQL
   (and, as the scaling row, until the last CaseRecord); py-spy samples the worker meanwhile;
   its RSS right after ready and after the wave gives RSS per case;
-- latency: a second wave produced at a fixed rate; every 4th report that opens a case is polled
-  on ``GET /v1/cases/{case_id}`` (every 0.2 s) from its produce until 200;
-- deadline -> SIASN: one tick per day from the first PPK deadline on, produced in one burst;
-  the mock's effect time of every BLOCK minus the time the burst was flushed;
-- recovery: a third wave produced in one go, the worker SIGKILLed while it works through it and
-  restarted at once; seconds from the kill until the group's lag is zero;
+- latency: a second wave produced at a fixed rate; every 4th report that opens a case (and has
+  no duplicate report close behind it) is polled on ``GET /v1/cases/{case_id}`` every 0.2 s,
+  from its produce until 200;
+- recovery: a third wave produced in one go, the worker SIGKILLed once a third of its cases are
+  out and restarted at once; seconds from the kill until every case of the wave is out, and
+  until the group's lag (``hub.lag.read_lag``) is zero;
 - restore: the worker stopped, one new report produced, the worker restarted; seconds from spawn
-  until that report is a case (the journal of every case so far recovered from its changelog).
+  until that report is a case (the journal of every case so far recovered from its changelog);
+- deadline -> SIASN: one tick per day from the first PPK deadline on, produced in one burst;
+  the mock's effect time of every BLOCK minus the time the burst was flushed.
 """
 
 from __future__ import annotations
