@@ -44,7 +44,7 @@ from pathlib import Path
 import httpx
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError
 
 from connectors.samples import sample_reports
@@ -253,6 +253,29 @@ async def _complete(conn: KafkaConnection) -> bool:
         return all(s.name in described and described[s.name]["error_code"] == 0
                    and len(described[s.name]["partitions"]) == s.partition_count(4)
                    for s in SPECS)
+    finally:
+        await admin.close()
+
+
+async def changelog(conn: KafkaConnection, app_id: str) -> None:
+    """Create the worker's journal changelog before it starts (1 partition, compacted, RF 3).
+
+    Left to Faust, a new app id creates it at start-up, and on this loaded cluster a broker can
+    still answer "unknown topic" for it long after: the worker then stalls on its journal.
+    """
+    name = f"{app_id}-cases-journal-changelog"
+    admin = AIOKafkaAdminClient(**conn.aiokafka_kwargs(), request_timeout_ms=30000)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, 1, 3, topic_configs={
+            "cleanup.policy": "compact", "min.insync.replicas": "2"})])
+        agreed, deadline = 0, time.monotonic() + 120
+        while agreed < 3:
+            (t,) = await admin.describe_topics([name])
+            agreed = agreed + 1 if t["error_code"] == 0 and t["partitions"] else 0
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name} not described by the brokers within 120s")
+            await asyncio.sleep(1)
     finally:
         await admin.close()
 
@@ -476,6 +499,7 @@ def _run(res: Results, conn: KafkaConnection, hub: Hub, home: Path, db: str, cas
     for n in (3, 2):
         asyncio.run(make_topics(conn, keep_raw=True))
         app = f"bench-e2e-x{n}-{uuid.uuid4().hex[:4]}"
+        asyncio.run(changelog(conn, app))
         for i in range(n):
             hub.worker(f"w{n}-{i}", app)
         asyncio.run(wait_members(conn, app, n))
@@ -498,6 +522,7 @@ def _run(res: Results, conn: KafkaConnection, hub: Hub, home: Path, db: str, cas
     api = f"http://127.0.0.1:{api_port}"
     asyncio.run(wait_members(conn, "netral-sql-sink", 1))
     app = f"bench-e2e-{uuid.uuid4().hex[:4]}"
+    asyncio.run(changelog(conn, app))
     spawned = time.time()
     worker = hub.worker("worker", app)
     asyncio.run(wait_members(conn, app, 1))
