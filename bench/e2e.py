@@ -581,7 +581,7 @@ def _run(res: Results, conn: KafkaConnection, hub: Hub, home: Path, db: str, cas
             break
         time.sleep(0.2)
     behind = asyncio.run(lag_of(conn, app))
-    killed = time.time()
+    killed, killed_mono = time.time(), time.monotonic()
     hub.stop("worker", signal.SIGKILL)
     hub.worker("worker", app)
     try:
@@ -590,7 +590,7 @@ def _run(res: Results, conn: KafkaConnection, hub: Hub, home: Path, db: str, cas
                  f"{out_last - killed:.1f} s",
                  f"{out_n - before} of {len(wave3.case_ids)} cases of a {len(wave3.events)}-event "
                  f"wave on netral.cases; killed with {out_at_kill} out, "
-                 f"{time.time() - produced:.0f} s after it was produced"))
+                 f"{killed_mono - produced:.0f} s after it was produced"))
     except TimeoutError as err:
         res.add(("recovery: SIGKILL mid-stream + immediate restart -> every case of the wave out",
                  "not within 240 s", str(err)))
