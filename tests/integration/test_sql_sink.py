@@ -41,6 +41,13 @@ from tests.fixtures.sql_records import alert, case, dump, order, random_nip, res
 from tests.fixtures.waiting import wait_until
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def topics(private_broker: KafkaConnection) -> KafkaConnection:
+    """This module's own broker: the runner tests read the hub's topics from the beginning, and
+    on the shared session broker those hold every other test's output."""
+    return private_broker
 META = RecordMeta("test", 0, 0)
 TOPIC_OF = {model: topic for topic, model in SQL_TOPICS.items()}
 
