@@ -45,7 +45,7 @@ from streams.rules.escalation import order_id
 from .bootstrap import connection_env, service_env
 from .broker.local import free_port
 from .commands.cases import SCAN_TIME, send_ticks, ticks_for
-from .commands.up import stop_process
+from .commands.up import spawn_hub, stop_process
 from .settings import NetralSettings
 
 Check = Callable[[dict[str, list[Any]]], bool]
@@ -86,12 +86,6 @@ def latest(cases: list[CaseRecord]) -> dict[str, CaseRecord]:
     return out
 
 
-def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "hub", *args], env=env, stdout=out,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-
-
 def _wait_http(url: str, timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
@@ -126,20 +120,20 @@ def run_record_phase(settings: NetralSettings, conn: KafkaConnection, truth: Pat
     def as_(service: str) -> dict[str, str]:  # each service as its own principal when secure
         return {**env, **service_env(settings, service)}
 
-    procs = [_spawn(["mock-siasn", "--port", str(port), "--error-rate", "0.2"], env,
+    procs = [spawn_hub(["mock-siasn", "--port", str(port), "--error-rate", "0.2"], env,
                     logs / "mock-siasn.log")]
     try:
         _wait_http(f"http://127.0.0.1:{port}/_test/effects")
         received = settings.resolved_alerts_receiver_file()
         received.unlink(missing_ok=True)
-        procs += [_spawn(["siasn-adapter"], as_("siasn-adapter"), logs / "siasn-adapter.log"),
-                  _spawn(["sql-sink", "--migrate"], as_("sql-sink"), logs / "sql-sink.log"),
-                  _spawn(["alerts", "receiver", "--port", "8790"], env, logs / "receiver.log"),
+        procs += [spawn_hub(["siasn-adapter"], as_("siasn-adapter"), logs / "siasn-adapter.log"),
+                  spawn_hub(["sql-sink", "--migrate"], as_("sql-sink"), logs / "sql-sink.log"),
+                  spawn_hub(["alerts", "receiver", "--port", "8790"], env, logs / "receiver.log"),
                   subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-l",
                                     "127.0.0.1:1025"], stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)]
         _wait_http("http://127.0.0.1:8790/_received")
-        procs.append(_spawn(["alerts", "run", "--migrate"], as_("alerts"), logs / "alerts.log"))
+        procs.append(spawn_hub(["alerts", "run", "--migrate"], as_("alerts"), logs / "alerts.log"))
         console.print(f"mock SIASN on port {port} failing 20% of calls; SIASN adapter, SQL "
                       "sink, Satgas alert channels (webhook + chat receiver on :8790, SMTP "
                       f"catcher on :1025) started (logs in {logs})")
@@ -165,7 +159,7 @@ def run_record_phase(settings: NetralSettings, conn: KafkaConnection, truth: Pat
         _show_sql(console, settings.resolved_database_url(), len(latest(got[CASES])))
         _show_alerts(console, received)
         api_port = free_port()
-        procs.append(_spawn(["api", "--port", str(api_port)], as_("api"), logs / "api.log"))
+        procs.append(spawn_hub(["api", "--port", str(api_port)], as_("api"), logs / "api.log"))
         _dashboard(console, settings, api_port, keep)
     finally:
         if keep:

@@ -13,11 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import typer
 
@@ -28,7 +25,7 @@ from ..bootstrap import kafka
 from ..kafka_admin import wait_group_stable
 from ..lag import read_lag
 from ..settings import get_settings
-from .up import stop_process
+from .up import spawn_hub, stop_process
 
 
 async def caught_up(conn: KafkaConnection, group: str, timeout_s: float,
@@ -64,12 +61,11 @@ def replay(
     conn = kafka(settings, "netral-replay")
     name = app_id or f"{settings.worker_app_id}-replay-{datetime.now(UTC):%Y%m%d%H%M%S}"
     log_path = settings.state_dir() / "logs" / f"{name}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, NETRAL_KAFKA_BOOTSTRAP=conn.bootstrap,
                NETRAL_HOME=str(settings.state_dir()), NETRAL_WORKER_APP_ID=name,
                NETRAL_DEADLINE_SCAN_INTERVAL_S="0")  # recorded ticks replay; no new ones
     started = time.monotonic()
-    worker = _spawn(env, log_path)
+    worker = spawn_hub(["worker"], env, log_path)
     try:
         asyncio.run(wait_group_stable(conn, name, timeout_s=min(timeout_s, 300)))
         consumed = asyncio.run(caught_up(conn, name, timeout_s))
@@ -81,8 +77,3 @@ def replay(
         if not follow:
             stop_process(worker)
 
-
-def _spawn(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    with log_path.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "hub", "worker"], env=env, stdout=out,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)

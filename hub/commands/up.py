@@ -52,14 +52,19 @@ def start_local_broker_if_needed(settings: NetralSettings, secure: bool = False)
     return True
 
 
+def spawn_hub(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """Run ``netral ARGS`` as a child process with ``env``, appending its output to ``log_path``."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "hub", *args], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+
 def spawn_worker(settings: NetralSettings, log_path: Path) -> subprocess.Popen[bytes]:
     """Run ``netral worker`` as a child process, logging to ``log_path``."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, **service_env(settings, "streams"),
                NETRAL_HOME=str(settings.state_dir()))
-    with log_path.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "hub", "worker"], env=env, stdout=out,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    return spawn_hub(["worker"], env, log_path)
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
