@@ -79,6 +79,13 @@ ORDERS_SIASN_RESULTS = "netral.orders.siasn.results"
 ALERTS = "netral.alerts"
 COMMANDS = "netral.commands"
 DEADLINE_TICKS = "netral.deadline-ticks"
+PURGE_COMMANDS = "netral.commands.purge"
+AUDIT = "netral.audit"
+
+RAW_RETENTION_DAYS = 30
+"""Default life of personal data in the raw topics (NETRAL_RAW_RETENTION_DAYS overrides it)."""
+AUDIT_RETENTION_DAYS = 3650
+"""Default life of the personal-data access log on ``netral.audit`` (NETRAL_AUDIT_RETENTION_DAYS)."""
 
 CASE_STAGE_PARTITIONS = 1
 """The inputs of the cases processor (events, commands, SIASN results, deadline ticks) have one
@@ -87,15 +94,20 @@ known NIP, and one total order of its inputs. National volume (thousands of case
 is far below one worker's throughput; a second worker is a hot standby (README, design notes)."""
 
 
-def catalogue() -> list[TopicSpec]:
-    """Every topic of the hub, in the order the architecture lists them."""
+def catalogue(raw_retention_days: int = RAW_RETENTION_DAYS,
+              audit_retention_days: int = AUDIT_RETENTION_DAYS) -> list[TopicSpec]:
+    """Every topic of the hub, in the order the architecture lists them.
+
+    The two retentions that are personal-data policy (UU 27/2022) come from the operator's
+    settings: how long the raw topics keep what agencies sent, and how long the access log stays.
+    """
     specs = [
         TopicSpec(
             name=raw_topic(a),
             key="source record id",
             value=f"raw {a.value} record",
             cleanup="delete",
-            retention_ms=30 * DAY_MS,
+            retention_ms=raw_retention_days * DAY_MS,
             writer=f"{a.value} connector",
         )
         for a in Agency
@@ -120,6 +132,12 @@ def catalogue() -> list[TopicSpec]:
         TopicSpec(name=DEADLINE_TICKS, key="issuer", value="DeadlineTick", cleanup="delete",
                   retention_ms=30 * DAY_MS, writer="deadline timer / `netral cases tick`",
                   partitions=CASE_STAGE_PARTITIONS),
+        TopicSpec(name=PURGE_COMMANDS, key="command id", value="PurgeCommand",
+                  cleanup="delete", retention_ms=3650 * DAY_MS, writer="`netral purge`",
+                  partitions=CASE_STAGE_PARTITIONS),
+        TopicSpec(name=AUDIT, key="access log entry id", value="AccessLogEntry",
+                  cleanup="delete", retention_ms=audit_retention_days * DAY_MS,
+                  writer="API (access-log relay)"),
     ]
     specs += [
         TopicSpec(name=dlq_topic(s), key="original key", value="original bytes",

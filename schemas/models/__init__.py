@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..topics import (
     ALERTS,
+    AUDIT,
     CASE_EVENTS,
     CASES,
     COMMANDS,
@@ -16,6 +17,7 @@ from ..topics import (
     EVENTS,
     ORDERS_SIASN,
     ORDERS_SIASN_RESULTS,
+    PURGE_COMMANDS,
     raw_topic,
 )
 from .base import NAMESPACE, AvroRecord, registry
@@ -57,6 +59,7 @@ from .enums import (
 )
 from .hub import (
     DETAIL_FIELDS,
+    AccessLogEntry,
     Alert,
     CanonicalEvent,
     CaseRecord,
@@ -64,6 +67,7 @@ from .hub import (
     DeadlineTick,
     MatchCandidate,
     MatchInfo,
+    PurgeCommand,
     ReviewDecision,
     SiasnOrder,
     SiasnOrderResult,
@@ -93,6 +97,8 @@ TOPIC_MODELS: dict[str, type[AvroRecord]] = {
     ALERTS: Alert,
     COMMANDS: ReviewDecision,
     DEADLINE_TICKS: DeadlineTick,
+    PURGE_COMMANDS: PurgeCommand,
+    AUDIT: AccessLogEntry,
 }
 """The value record of each topic (DLQ topics carry original bytes, so they have none)."""
 
@@ -102,6 +108,7 @@ __all__ = [
     "RAW_MODELS",
     "RECORD_MODELS",
     "TOPIC_MODELS",
+    "AccessLogEntry",
     "Agency",
     "Alert",
     "AvroRecord",
@@ -132,6 +139,7 @@ __all__ = [
     "PolicyRegime",
     "PolicyUpdate",
     "Position",
+    "PurgeCommand",
     "RawRecord",
     "Recommendation",
     "RegionalHeadRole",

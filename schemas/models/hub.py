@@ -308,6 +308,44 @@ class ReviewDecision(AvroRecord):
         return self
 
 
+class PurgeCommand(AvroRecord):
+    """Remove the persons from closed cases last updated before ``older_than`` (UU 27/2022).
+
+    ``netral purge`` sends it to ``netral.commands.purge``; the cases stage republishes each such
+    case with its personal fields scrubbed (a new version on the compacted ``netral.cases``, so
+    compaction drops the old value). Like a DeadlineTick it moves the stage's clock, so it
+    refuses a future ``at``.
+    """
+
+    command_id: Id
+    older_than: UtcMillis
+    issued_by: Name
+    at: PastInstant
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PurgeCommand:
+        if self.older_than > self.at:
+            raise ValueError("older_than is after the command's own time: nothing that old "
+                             "can be closed yet")
+        return self
+
+
+class AccessLogEntry(AvroRecord):
+    """One read of personal data through the API (who, role, what, when, from where), as
+    published from the append-only ``audit_log`` table to ``netral.audit``."""
+
+    entry_id: Id
+    at: UtcMillis
+    principal: Id
+    role: Name
+    action: Name
+    subject_kind: Name
+    subject_id: Id | None = None
+    remote_addr: Name | None = None
+    request_id: Id | None = None
+    detail: Text | None = None
+
+
 def _check_province(region_code: str, province_code: str) -> None:
     if regions.province_of(region_code) != province_code:
         raise ValueError(f"province_code {province_code} is not the province of {region_code}")

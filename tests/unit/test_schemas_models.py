@@ -22,6 +22,7 @@ from schemas import topics
 from schemas.models import (
     RECORD_MODELS,
     TOPIC_MODELS,
+    AccessLogEntry,
     Agency,
     Alert,
     AvroRecord,
@@ -50,6 +51,7 @@ from schemas.models import (
     PolicyRegime,
     PolicyUpdate,
     Position,
+    PurgeCommand,
     Recommendation,
     RegionalHeadRole,
     RegionalOfficial,
@@ -457,6 +459,12 @@ SAMPLES: list[AvroRecord] = [
         dedupe_key="deadline.ppk.soon:case-01JD5X3K8R:2024-12-10",
     ),
     DeadlineTick(tick_id="tick-7f3a", at=_ts("2024-12-23T01:00:00Z"), issued_by="timer"),
+    PurgeCommand(command_id="purge-1c2d", older_than=_ts("2024-01-31T17:00:00Z"),
+                 issued_by="operator.satgas.nasional", at=_ts("2026-02-01T02:00:00Z")),
+    AccessLogEntry(entry_id="4711", at=_ts("2024-12-06T03:15:00.25Z"),
+                   principal="satgas-jabar-01", role="province", action="read_case",
+                   subject_kind="case", subject_id="case-01JD5X3K8R", remote_addr="10.12.0.7",
+                   request_id="req-9b1e", detail=None),
     ReviewDecision(
         command_id="cmd-5521",
         case_id="case-01JD5X3K8R",
