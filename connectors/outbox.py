@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from aiokafka.structs import RecordMetadata
 from sqlalchemy import (
     Column,
     DateTime,
@@ -85,11 +87,26 @@ class RelayStats:
     batches: int = 0
 
 
-class OutboxRelay:
-    """Drains the outbox to Kafka in id order, marking rows sent only after acks=all."""
+@dataclass(frozen=True)
+class Pending:
+    """One row to relay: its id in the source table and the Kafka record it becomes."""
 
-    def __init__(self, engine: Engine, kafka: KafkaConnection, *, batch_size: int = 500) -> None:
-        self.engine = engine
+    row_id: int
+    topic: str
+    key: str
+    value: bytes
+
+
+class KafkaRelay(ABC):
+    """Relays rows of a table to Kafka in id order, marking them only after acks=all.
+
+    The shared mechanics of every outbox in the project (the agencies' ``netral_outbox``, the
+    API's personal-data access log): an idempotent producer, one batch at a time, a batch marked
+    only when every record of it was acknowledged. Subclasses say which rows are pending and how
+    to mark them (:meth:`pending`, :meth:`mark`).
+    """
+
+    def __init__(self, kafka: KafkaConnection, *, batch_size: int = 500) -> None:
         self.kafka = kafka
         self.batch_size = batch_size
         self.stats = RelayStats()
@@ -98,41 +115,43 @@ class OutboxRelay:
     async def start(self) -> None:
         self._producer = AIOKafkaProducer(**self.kafka.aiokafka_kwargs(), acks="all",
                                           enable_idempotence=True, linger_ms=5)
-        await self._producer.start()
+        try:
+            await self._producer.start()
+        except KafkaError as err:
+            await self._producer.stop()
+            self._producer = None
+            raise kafka_failure(err, self.kafka, "start the relay's producer") from None
 
     async def stop(self) -> None:
         if self._producer is not None:
             await self._producer.stop()
+            self._producer = None
 
-    def _unsent(self) -> Sequence[tuple[int, str, str, bytes]]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.value)
-                .where(outbox.c.sent_at.is_(None)).order_by(outbox.c.id).limit(self.batch_size)
-            ).all()
-        return [(r[0], r[1], r[2], r[3]) for r in rows]
+    @abstractmethod
+    def pending(self) -> Sequence[Pending]:
+        """Up to ``batch_size`` rows not relayed yet, in id order."""
+
+    @abstractmethod
+    def mark(self, sent: Sequence[tuple[Pending, RecordMetadata]]) -> None:
+        """Record that these rows were acknowledged (with where the broker put them)."""
 
     async def drain_once(self) -> int:
-        """Send one batch of unsent rows; returns how many were sent and marked."""
+        """Send one batch of pending rows; returns how many were sent and marked."""
         assert self._producer is not None, "call start() first"
-        rows = self._unsent()
+        rows = self.pending()
         if not rows:
             return 0
         try:
-            futures = [await self._producer.send(topic, value=value, key=key.encode())
-                       for _, topic, key, value in rows]
-            for fut in futures:
-                await fut
+            futures = [await self._producer.send(r.topic, value=r.value, key=r.key.encode())
+                       for r in rows]
+            acks: list[RecordMetadata] = [await fut for fut in futures]
         except KafkaError as err:
             failure = kafka_failure(err, self.kafka,
-                                    f"produce to {', '.join(sorted({r[1] for r in rows}))}")
+                                    f"produce to {', '.join(sorted({r.topic for r in rows}))}")
             if isinstance(failure, RetriableError):
-                raise RetriableError(f"broker did not acknowledge the outbox batch: {err}") from err
+                raise RetriableError(f"broker did not acknowledge the relay batch: {err}") from err
             raise failure from None
-        ids = [row[0] for row in rows]
-        with self.engine.begin() as conn:
-            conn.execute(update(outbox).where(outbox.c.id.in_(ids))
-                         .values(sent_at=datetime.now(UTC)))
+        self.mark(list(zip(rows, acks, strict=True)))
         self.stats.sent += len(rows)
         self.stats.batches += 1
         return len(rows)
@@ -148,3 +167,25 @@ class OutboxRelay:
             if once or (stop_after_s is not None and time.monotonic() - start > stop_after_s):
                 return self.stats
             await asyncio.sleep(poll_s)
+
+
+class OutboxRelay(KafkaRelay):
+    """Drains the agency's outbox to Kafka in id order, marking rows sent only after acks=all."""
+
+    def __init__(self, engine: Engine, kafka: KafkaConnection, *, batch_size: int = 500) -> None:
+        super().__init__(kafka, batch_size=batch_size)
+        self.engine = engine
+
+    def pending(self) -> Sequence[Pending]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.value)
+                .where(outbox.c.sent_at.is_(None)).order_by(outbox.c.id).limit(self.batch_size)
+            ).all()
+        return [Pending(r[0], r[1], r[2], r[3]) for r in rows]
+
+    def mark(self, sent: Sequence[tuple[Pending, RecordMetadata]]) -> None:
+        ids = [row.row_id for row, _ in sent]
+        with self.engine.begin() as conn:
+            conn.execute(update(outbox).where(outbox.c.id.in_(ids))
+                         .values(sent_at=datetime.now(UTC)))

@@ -255,4 +255,5 @@ def monitor(settings: NetralSettings) -> Monitor:
         lag_alert_threshold=settings.lag_alert_threshold,
         lag_alert_after_s=settings.lag_alert_after_s,
         lag_alert_region=settings.lag_alert_region,
+        audit_relay_s=settings.audit_relay_s,
     )

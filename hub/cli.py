@@ -12,6 +12,7 @@ from .cli_calendar import calendar_app
 from .commands.alerts import alerts_app
 from .commands.api import api, api_key_app
 from .commands.asyncapi import asyncapi
+from .commands.audit import audit_app
 from .commands.broker import broker_app
 from .commands.cases import cases_app
 from .commands.connector import connector_app
@@ -65,6 +66,7 @@ app.command("siasn-adapter")(siasn_adapter)
 app.add_typer(api_key_app, name="api-key")
 app.add_typer(principals_app, name="principals")
 app.command("purge")(purge)
+app.add_typer(audit_app, name="audit")
 
 
 def main() -> None:

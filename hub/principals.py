@@ -22,6 +22,7 @@ from schemas.errors import ConfigError, HubError, RetriableError
 from schemas.kafka import KafkaConnection
 from schemas.topics import (
     ALERTS,
+    AUDIT,
     CASE_EVENTS,
     CASES,
     COMMANDS,
@@ -29,6 +30,7 @@ from schemas.topics import (
     EVENTS,
     ORDERS_SIASN,
     ORDERS_SIASN_RESULTS,
+    PURGE_COMMANDS,
     Agency,
     DlqStage,
     dlq_topic,
@@ -118,14 +120,15 @@ def grants_for(agency: Agency | None = None, service: Service | None = None,
 
     - an agency writes only its own raw topic (idempotent producers need no more since
       Kafka 3.0, KIP-679) and reads nothing;
-    - the stream workers read raw, events, cases (early warning), commands, SIASN results and
-      deadline ticks, write
+    - the stream workers read raw, events, cases (early warning), commands, SIASN results,
+      deadline ticks and purge commands (``netral purge`` sends those as the admin), write
       events, cases, case events, orders, alerts, deadline ticks (the timer) and every DLQ, and
       own their app id's internal topics, consumer group and transactional ids (Faust uses
       ``<app id>-...`` for all three);
     - only the SIASN adapter reads ``netral.orders.siasn``;
     - the API writes (HTTP ingest) every raw topic, operator commands, the ingest DLQ and the
-      consumer-lag alert, and describes topics and groups for the lag it exports;
+      consumer-lag alert, and describes topics and groups for the lag it exports; it alone
+      writes ``netral.audit`` (its access log), and reads it back to recover after a crash;
     - the SQL sink reads the output topics it stores; the alert service reads alerts;
     - the lag tool only describes topics and groups (``netral.*`` topics, ``netral*`` groups).
     """
@@ -140,7 +143,8 @@ def _grants(agency: Agency | None, service: Service | None, n: Names) -> list[Gr
         case Service.STREAMS:
             return [
                 *[Grant("topic", RAW_PREFIX, op, prefixed=True) for op in ("READ", "DESCRIBE")],
-                *_read(EVENTS, CASES, COMMANDS, ORDERS_SIASN_RESULTS, DEADLINE_TICKS),
+                *_read(EVENTS, CASES, COMMANDS, ORDERS_SIASN_RESULTS, DEADLINE_TICKS,
+                       PURGE_COMMANDS),
                 *_write(EVENTS, CASES, CASE_EVENTS, ORDERS_SIASN, ALERTS, DEADLINE_TICKS),
                 *[Grant("topic", DLQ_PREFIX, op, prefixed=True) for op in ("WRITE", "DESCRIBE")],
                 Grant("topic", n.streams_app_id, "ALL", prefixed=True),  # Faust internal topics
@@ -153,10 +157,12 @@ def _grants(agency: Agency | None, service: Service | None, n: Names) -> list[Gr
                     *_group(n.siasn_group), *_transactions(n.siasn_group)]
         case Service.ALERTS:
             return [*_read(ALERTS), *_write(dlq_topic(DlqStage.ALERTS)), *_group(n.alerts_group)]
-        case Service.API:  # ingest, review commands, the lag behind /metrics and its alert
+        case Service.API:  # ingest, review commands, the lag behind /metrics and its alert,
+            # its access log (read back by the relay after a crash, see hub/audit_relay.py)
             return [*[Grant("topic", RAW_PREFIX, op, prefixed=True)
                       for op in ("WRITE", "DESCRIBE")],
-                    *_write(COMMANDS, ALERTS, dlq_topic(DlqStage.INGEST)), *_lag()]
+                    *_write(COMMANDS, ALERTS, AUDIT, dlq_topic(DlqStage.INGEST)),
+                    *_read(AUDIT), *_lag()]
         case Service.SQL_SINK:
             return [*_read(CASES, CASE_EVENTS, ORDERS_SIASN, ORDERS_SIASN_RESULTS, ALERTS),
                     *_write(dlq_topic(DlqStage.SQL)), *_group(n.sql_group)]

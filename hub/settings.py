@@ -19,6 +19,7 @@ from schemas import regions
 from schemas.errors import ConfigError
 from schemas.kafka import KafkaConnection
 from schemas.models.enums import Election, Position
+from schemas.topics import AUDIT_RETENTION_DAYS, RAW_RETENTION_DAYS
 from sinks.siasn.runner import NATIONAL_REGION
 
 DEV_SIASN_SECRETS = ("netral-dev-secret", "netral-dev-password")
@@ -97,6 +98,17 @@ class NetralSettings(BaseSettings):
 
     # Retention of personal data in the national record (`netral purge` without --older-than).
     personal_data_retention_days: int | None = Field(None, ge=1, le=36500)
+    raw_retention_days: int = Field(
+        RAW_RETENTION_DAYS, ge=1, le=36500,
+        description="retention.ms of the netral.raw.* topics (agencies' records, personal data); "
+                    "`netral topics create` applies it, also to existing topics")
+    audit_retention_days: int = Field(
+        AUDIT_RETENTION_DAYS, ge=1, le=36500,
+        description="retention.ms of netral.audit, the personal-data access log")
+    audit_relay_s: float = Field(
+        1.0, ge=0, le=3600,
+        description="How often the API publishes its access log to netral.audit; 0: not in "
+                    "this API process (run one relay per database)")
 
     # Early warning (README, "Early warning").
     ew_spike_window_days: int = Field(1, ge=1, le=31)

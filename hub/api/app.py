@@ -30,12 +30,19 @@ from schemas.kafka import KafkaConnection, kafka_failure
 from schemas.models.raw import RawRecord
 from schemas.topics import ALERTS, raw_topic
 
+from ..audit_relay import AuditRelay, relay_forever
 from ..lag import LagEpisode
 from .deps import Monitor
 from .ops import install_monitoring, lag_alert, refresh_lag
 from .security import BodyLimit, SecurityHeaders
 
 log = logging.getLogger(__name__)
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    """A background task that ended by itself is a bug: say so at once, not at shutdown."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s stopped: %r", task.get_name(), task.exception())
 
 
 def create_app(kafka: KafkaConnection, keys: KeyStore, limits: IngestLimits,
@@ -55,16 +62,23 @@ def create_app(kafka: KafkaConnection, keys: KeyStore, limits: IngestLimits,
                                     max_request_size=limits.max_bytes * 4)
         await producer.start()
         state["producer"] = producer
-        refresher = (asyncio.create_task(refresh_lag(kafka, monitor, alert_lag),
-                                         name="lag-refresh")
-                     if monitor is not None else None)
+        tasks = []
+        if monitor is not None:
+            tasks.append(asyncio.create_task(refresh_lag(kafka, monitor, alert_lag),
+                                             name="lag-refresh"))
+            if monitor.audit_relay_s > 0:
+                relay = AuditRelay(monitor.engine, kafka, codec)
+                task = asyncio.create_task(relay_forever(relay, monitor.audit_relay_s),
+                                           name="audit-relay")
+                task.add_done_callback(_report_crash)
+                tasks.append(task)
         try:
             yield
         finally:
-            if refresher is not None:
-                refresher.cancel()
+            for task in tasks:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await refresher
+                    await task
             await producer.stop()
 
     async def send(topic: str, key: bytes, value: bytes) -> tuple[int, int]:

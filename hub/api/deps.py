@@ -45,6 +45,8 @@ class Monitor:
     lag_alert_threshold: int = 10_000
     lag_alert_after_s: float = 300.0
     lag_alert_region: str = "31"
+    audit_relay_s: float = 1.0
+    """How often the API relays its access log to netral.audit (0: not in this process)."""
     clock: Callable[[], datetime] = _utc_now
     lag: LagCollector = field(default_factory=LagCollector)
 

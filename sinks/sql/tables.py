@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import (
     DDL,
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Date,
@@ -263,6 +264,21 @@ audit_log = Table(
     Index(None, "subject_kind", "subject_id"),
     Index(None, "principal"),
     comment="Personal-data access log (UU 27/2022): insert-only; triggers refuse UPDATE, DELETE.",
+)
+
+audit_outbox = Table(
+    "audit_outbox",
+    metadata,
+    Column("audit_id", Integer, ForeignKey("audit_log.id"), primary_key=True),
+    # the entry's id on the topic (a uuid: unique across databases sharing a cluster)
+    Column("entry_id", String(36), nullable=False, unique=True),
+    # set by the relay once netral.audit acknowledged the entry (acks=all), with where it went
+    Column("published_at", UtcDateTime()),
+    Column("kafka_partition", Integer),
+    Column("kafka_offset", BigInteger),
+    Index(None, "published_at"),
+    comment="Outbox of audit_log to netral.audit: one row per entry, written with it; the relay "
+            "marks it published (audit_log itself stays insert-only).",
 )
 
 purges = Table(

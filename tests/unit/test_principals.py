@@ -6,7 +6,7 @@ import pytest
 
 from hub.principals import Grant, Names, Service, grants_for, principal_name
 from schemas.errors import ConfigError
-from schemas.topics import ORDERS_SIASN, Agency, catalogue
+from schemas.topics import AUDIT, ORDERS_SIASN, PURGE_COMMANDS, Agency, catalogue
 
 pytestmark = pytest.mark.unit
 ROLES = [*((a, None) for a in Agency), *((None, s) for s in Service)]
@@ -52,11 +52,28 @@ def test_streams_own_their_group_transactions_and_internal_topics() -> None:
     assert not _may(grants, "READ", "group", "netral-sql-sink")
 
 
-def test_the_api_publishes_raw_and_commands_and_reads_no_topic() -> None:
+def test_the_api_publishes_raw_and_commands_and_reads_only_its_access_log() -> None:
     grants = grants_for(service=Service.API)
     assert all(_may(grants, "WRITE", "topic", f"netral.raw.{a.value}") for a in Agency)
     assert _may(grants, "WRITE", "topic", "netral.commands")
-    assert not any(g.operation == "READ" for g in grants)
+    assert _may(grants, "WRITE", "topic", AUDIT)
+    assert {g.name for g in grants if g.operation == "READ"} == {AUDIT}
+
+
+def test_only_the_api_writes_the_access_log() -> None:
+    writers = {principal_name(a, s) for a, s in ROLES
+               if _may(grants_for(a, s), "WRITE", "topic", AUDIT)}
+    assert writers == {"svc-api"}
+
+
+def test_only_the_stream_workers_read_purge_commands_and_nobody_but_the_admin_writes_them(
+) -> None:
+    readers = {principal_name(a, s) for a, s in ROLES
+               if _may(grants_for(a, s), "READ", "topic", PURGE_COMMANDS)}
+    writers = {principal_name(a, s) for a, s in ROLES
+               if _may(grants_for(a, s), "WRITE", "topic", PURGE_COMMANDS)}
+    assert readers == {"svc-streams"}
+    assert writers == set()
 
 
 def test_lag_only_describes_the_hubs_topics_and_groups() -> None:
