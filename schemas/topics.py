@@ -85,7 +85,7 @@ AUDIT = "netral.audit"
 RAW_RETENTION_DAYS = 30
 """Default life of personal data in the raw topics (NETRAL_RAW_RETENTION_DAYS overrides it)."""
 AUDIT_RETENTION_DAYS = 3650
-"""Default life of the personal-data access log on ``netral.audit`` (NETRAL_AUDIT_RETENTION_DAYS)."""
+"""Default life of the access log on ``netral.audit`` (NETRAL_AUDIT_RETENTION_DAYS overrides it)."""
 
 CASE_STAGE_PARTITIONS = 1
 """The inputs of the cases processor (events, commands, SIASN results, deadline ticks) have one
