@@ -7,9 +7,10 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from schemas.errors import ConfigError, RetriableError
@@ -79,6 +80,45 @@ async def _check_fixed_partitions(admin: AIOKafkaAdminClient, specs: list[TopicS
 class TopicsReport:
     created: list[str]
     existing: list[str]
+    altered: list[str] = field(default_factory=list)
+    """Existing topics whose retention.ms was changed to the catalogue's (a retention setting)."""
+
+
+def topic_configs(spec: TopicSpec, min_insync: int) -> dict[str, str]:
+    """Every config the hub sets on a topic, exactly as created."""
+    configs = spec.configs(min_insync)
+    if spec.name.startswith(("netral.raw.", "netral.dlq.")):
+        configs["max.message.bytes"] = str(LARGE_TOPIC_MAX_BYTES)
+    return configs
+
+
+async def _align_retention(admin: AIOKafkaAdminClient, specs: list[TopicSpec],
+                           min_insync: int) -> list[str]:
+    """Give existing topics the retention the catalogue says now (e.g. after an operator changed
+    NETRAL_RAW_RETENTION_DAYS); returns the topics changed. AlterConfigs replaces a topic's
+    whole config set, so it is sent with every config the hub sets, as at creation."""
+    if not specs:
+        return []
+    described = await admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, s.name) for s in specs])
+    have: dict[str, str | None] = {}
+    for response in described:
+        for resource in response.resources:
+            # (error_code, error_message, resource_type, resource_name, config_entries)
+            entries = {e[0]: e[1] for e in resource[4]}
+            have[resource[3]] = entries.get("retention.ms")
+    stale = [s for s in specs if have.get(s.name) != topic_configs(s, min_insync)["retention.ms"]]
+    if not stale:
+        return []
+    responses = await admin.alter_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, s.name, configs=topic_configs(s, min_insync))
+         for s in stale])
+    for response in responses:
+        for code, message, _type, name in response.resources:
+            if code != 0:
+                raise RetriableError(f"could not set the retention of topic {name}: "
+                                     f"{message} (code {code})")
+    return sorted(s.name for s in stale)
 
 
 async def create_topics(
@@ -101,11 +141,8 @@ async def create_topics(
         missing = [s for s in specs if s.name not in present]
         new = []
         for spec in missing:
-            configs = spec.configs(min_insync)
-            if spec.name.startswith(("netral.raw.", "netral.dlq.")):
-                configs["max.message.bytes"] = str(LARGE_TOPIC_MAX_BYTES)
             new.append(NewTopic(spec.name, spec.partition_count(partitions), replication,
-                                topic_configs=configs))
+                                topic_configs=topic_configs(spec, min_insync)))
         await _check_fixed_partitions(admin, [s for s in specs if s.name in present])
         created: list[str] = []
         if new:
@@ -116,7 +153,9 @@ async def create_topics(
                 elif code != TOPIC_ALREADY_EXISTS:
                     raise RetriableError(f"could not create topic {name}: {message} (code {code})")
         existing = sorted(s.name for s in specs if s.name not in created)
-        return TopicsReport(created=sorted(created), existing=existing)
+        altered = await _align_retention(admin, [s for s in specs if s.name in present],
+                                         min_insync)
+        return TopicsReport(created=sorted(created), existing=existing, altered=altered)
     finally:
         await admin.close()
 

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from schemas.topics import catalogue
+from schemas.topics import TopicSpec, catalogue
 
 from ..bootstrap import kafka, local_cluster
 from ..kafka_admin import TopicsReport, create_topics
@@ -17,6 +17,12 @@ from ..settings import NetralSettings, get_settings
 topics_app = typer.Typer(help="The hub's topics (created explicitly, never auto-created).",
                          no_args_is_help=True)
 console = Console()
+
+
+def hub_catalogue(settings: NetralSettings) -> list[TopicSpec]:
+    """The catalogue with the operator's retention settings (raw topics, access log)."""
+    return catalogue(raw_retention_days=settings.raw_retention_days,
+                     audit_retention_days=settings.audit_retention_days)
 
 
 def ensure_topics(settings: NetralSettings) -> TopicsReport:
@@ -31,19 +37,25 @@ def ensure_topics(settings: NetralSettings) -> TopicsReport:
         replication = min(3, cluster.size)
         min_insync = max(1, replication - 1)
     return asyncio.run(create_topics(
-        kafka(settings, client_id="netral-admin"), catalogue(),
+        kafka(settings, client_id="netral-admin"), hub_catalogue(settings),
         partitions=settings.topic_partitions, replication=replication, min_insync=min_insync,
     ))
 
 
 @topics_app.command("create")
 def create() -> None:
-    """Create every topic of the catalogue that does not exist yet; print what exists."""
+    """Create every topic of the catalogue that does not exist yet; print what exists.
+
+    Existing topics get the catalogue's retention.ms if it changed (NETRAL_RAW_RETENTION_DAYS,
+    NETRAL_AUDIT_RETENTION_DAYS).
+    """
     report = ensure_topics(get_settings())
     for name in report.created:
         console.print(f"[green]created[/] {name}")
     for name in report.existing:
         console.print(f"[dim]exists[/]  {name}")
+    for name in report.altered:
+        console.print(f"[yellow]retention set[/] {name}")
     console.print(f"{len(report.created)} created, {len(report.existing)} already existed")
 
 
@@ -51,7 +63,7 @@ def create() -> None:
 def list_() -> None:
     """Show the topic catalogue: key, value, cleanup, retention and writer."""
     table = Table("topic", "key", "value", "cleanup", "retention (days)", "written by")
-    for spec in catalogue():
+    for spec in hub_catalogue(get_settings()):
         days = f"{spec.retention_ms / 86_400_000:.0f}" if spec.retention_ms else "forever"
         table.add_row(spec.name, spec.key, spec.value, spec.cleanup, days, spec.writer)
     console.print(table)

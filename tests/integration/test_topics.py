@@ -39,3 +39,39 @@ def test_create_twice_changes_nothing(kafka: KafkaConnection) -> None:
     assert raw["cleanup.policy"] == "delete"
     assert raw["retention.ms"] == str(30 * 86_400_000)
     assert raw["min.insync.replicas"] == "1"
+
+
+def test_raw_and_audit_retention_are_settings_applied_to_existing_topics(
+        kafka: KafkaConnection) -> None:
+    env = {"NETRAL_KAFKA_BOOTSTRAP": kafka.bootstrap}
+    netral("topics", "create", env=env, check=True)
+    try:
+        out = netral("topics", "create", env={**env, "NETRAL_RAW_RETENTION_DAYS": "7",
+                                              "NETRAL_AUDIT_RETENTION_DAYS": "400"},
+                     check=True).stdout
+        assert "retention set" in out and "netral.raw.bkn" in out
+        for agency in ("bawaslu", "bkn", "ppk"):
+            raw = asyncio.run(_configs(kafka, f"netral.raw.{agency}"))
+            assert raw["retention.ms"] == str(7 * 86_400_000)
+            # the other configs the hub sets survive the change
+            assert raw["cleanup.policy"] == "delete"
+            assert raw["max.message.bytes"] == str(8 * 1024 * 1024)
+        audit = asyncio.run(_configs(kafka, "netral.audit"))
+        assert audit["retention.ms"] == str(400 * 86_400_000)
+        assert audit["cleanup.policy"] == "delete"
+        events = asyncio.run(_configs(kafka, "netral.events"))
+        assert events["retention.ms"] == str(90 * 86_400_000)  # not a retention setting
+        again = netral("topics", "create", env={**env, "NETRAL_RAW_RETENTION_DAYS": "7",
+                                                "NETRAL_AUDIT_RETENTION_DAYS": "400"},
+                       check=True).stdout
+        assert "retention set" not in again
+    finally:  # the session broker is shared: back to the defaults
+        netral("topics", "create", env=env, check=True)
+    assert asyncio.run(_configs(kafka, "netral.raw.bkn"))["retention.ms"] == str(30 * 86_400_000)
+
+
+def test_a_bad_retention_setting_fails_in_one_line(kafka: KafkaConnection) -> None:
+    proc = netral("topics", "create", env={"NETRAL_KAFKA_BOOTSTRAP": kafka.bootstrap,
+                                           "NETRAL_RAW_RETENTION_DAYS": "0"})
+    assert proc.returncode != 0
+    assert "NETRAL_RAW_RETENTION_DAYS" in proc.stderr + proc.stdout
