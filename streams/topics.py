@@ -15,7 +15,7 @@ class HubTopics:
     raw: faust.TopicT  # every netral.raw.<agency>, consumed together by normalize
     events: faust.TopicT
     cases: faust.TopicT
-    case_inputs: faust.TopicT  # events, commands, SIASN results, deadline ticks: the cases stage
+    case_inputs: faust.TopicT  # events, commands, SIASN results, deadline ticks, purges: cases
     dlq: dict[str, faust.TopicT]
 
 
@@ -30,6 +30,6 @@ def declare_topics(app: faust.App) -> HubTopics:
         events=_bytes_topic(app, t.EVENTS),
         cases=_bytes_topic(app, t.CASES),
         case_inputs=_bytes_topic(app, t.EVENTS, t.COMMANDS, t.ORDERS_SIASN_RESULTS,
-                                 t.DEADLINE_TICKS),
+                                 t.DEADLINE_TICKS, t.PURGE_COMMANDS),
         dlq={s.value: _bytes_topic(app, t.dlq_topic(s)) for s in t.DlqStage},
     )

@@ -10,7 +10,9 @@ append-only transitions (which hold no personal data) and every order and alert 
 is listed in ``purged_cases`` so that a replay of the topics cannot bring the data back, and
 each run is recorded in the append-only ``purges`` table.
 
-:func:`scrub_case` is pure; :func:`purge_personal_data` runs in the caller's transaction.
+:func:`~schemas.privacy.scrub_case` (pure, shared with the cases stage, which scrubs
+``netral.cases`` the same way) says what a purged case keeps; :func:`purge_personal_data` runs
+in the caller's transaction.
 """
 
 from __future__ import annotations
@@ -22,15 +24,10 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from schemas.models import CaseRecord, CaseState, PersonRef
+from schemas.models import CaseRecord
+from schemas.privacy import CLOSED_STATES, REDACTED, REDACTED_NIP, scrub_case
 
 from .tables import alerts, cases, order_results, orders, persons, purged_cases, purges
-
-REDACTED = "(dihapus)"
-"""What a purged name reads as ("deleted"); NIPs become NULL, or this mark where required."""
-REDACTED_NIP = "-" * 18
-CLOSED_STATES = frozenset({CaseState.SANCTIONED, CaseState.NOT_PROVEN, CaseState.CLOSED,
-                           CaseState.CANCELLED, CaseState.REJECTED})
 
 
 @dataclass(frozen=True)
@@ -40,15 +37,6 @@ class PurgeReport:
     persons: int
     orders: int
     alerts: int
-
-
-def scrub_case(record: CaseRecord) -> CaseRecord:
-    """The case without the person's identity; everything aggregates count is kept."""
-    p = record.person
-    person = PersonRef(nip=None, name=REDACTED, agency_name=p.agency_name,
-                       agency_code=p.agency_code, position=p.position, position_title=None,
-                       region_code=p.region_code)
-    return record.model_copy(update={"person": person, "match": None, "evidence": ()})
 
 
 def purge_personal_data(conn: Connection, *, older_than: datetime, now: datetime,
@@ -109,3 +97,7 @@ def purged_ids(conn: Connection | Session, case_ids: list[str]) -> set[str]:
         return set()
     return set(conn.execute(select(purged_cases.c.case_id)
                             .where(purged_cases.c.case_id.in_(case_ids))).scalars())
+
+
+__all__ = ["CLOSED_STATES", "REDACTED", "REDACTED_NIP", "PurgeReport", "purge_personal_data",
+           "purged_ids", "scrub_case"]

@@ -32,10 +32,11 @@ from schemas.models import (
     CanonicalEvent,
     DeadlineTick,
     EventType,
+    PurgeCommand,
     ReviewDecision,
     SiasnOrderResult,
 )
-from schemas.topics import COMMANDS, DEADLINE_TICKS, EVENTS, ORDERS_SIASN_RESULTS
+from schemas.topics import COMMANDS, DEADLINE_TICKS, EVENTS, ORDERS_SIASN_RESULTS, PURGE_COMMANDS
 
 from .cases import (
     CaseBook,
@@ -47,6 +48,7 @@ from .cases import (
 )
 from .escalation import Calendar
 from .policy import Policies, apply_policy_update
+from .purge import handle_purge, is_purged
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 WIB = timezone(timedelta(hours=7), "WIB")
@@ -61,6 +63,7 @@ class InputKind(Enum):
     REVIEW = b"R"
     RESULT = b"S"
     TICK = b"T"
+    PURGE = b"P"
 
 
 KIND_BY_TOPIC: dict[str, InputKind] = {
@@ -68,12 +71,14 @@ KIND_BY_TOPIC: dict[str, InputKind] = {
     COMMANDS: InputKind.REVIEW,
     ORDERS_SIASN_RESULTS: InputKind.RESULT,
     DEADLINE_TICKS: InputKind.TICK,
+    PURGE_COMMANDS: InputKind.PURGE,
 }
 _MODELS: dict[InputKind, type[AvroRecord]] = {
     InputKind.EVENT: CanonicalEvent,
     InputKind.REVIEW: ReviewDecision,
     InputKind.RESULT: SiasnOrderResult,
     InputKind.TICK: DeadlineTick,
+    InputKind.PURGE: PurgeCommand,
 }
 
 
@@ -104,7 +109,7 @@ def input_time(record: AvroRecord) -> datetime:
     """When an input says it happened: what moves the stage's clock."""
     if isinstance(record, CanonicalEvent):
         return record.recorded_at
-    assert isinstance(record, ReviewDecision | SiasnOrderResult | DeadlineTick)
+    assert isinstance(record, ReviewDecision | SiasnOrderResult | DeadlineTick | PurgeCommand)
     return record.at
 
 
@@ -150,12 +155,20 @@ class CaseStage:
                 return book, apply_policy_update(policies, record), Outputs()
             book, out = handle_event(book, record, now, self.calendar, policies)
         elif isinstance(record, ReviewDecision):
+            for case_id in (record.case_id, record.target_case_id):
+                if case_id is not None and is_purged(book, case_id):
+                    raise InvalidMessage(f"review {record.command_id}: the person of case "
+                                         f"{case_id} was purged; it takes no more reviews")
             book, out = handle_review(book, record, now, self.calendar, policies)
         elif isinstance(record, SiasnOrderResult):
+            if is_purged(book, record.case_id):  # a late or repeated result: nothing to close
+                return book, policies, Outputs()
             book, out = handle_order_result(book, record, now, self.calendar, policies)
         elif isinstance(record, DeadlineTick):
             book, out = scan_deadlines(book, jakarta_date(record.at), now, self.calendar,
                                        policies)
+        elif isinstance(record, PurgeCommand):
+            book, out = handle_purge(book, record)
         else:  # pragma: no cover - _MODELS lists every kind
             raise InvalidMessage(f"the cases stage takes no {type(record).__name__}")
         return book, policies, out
