@@ -4,6 +4,8 @@ record are append-only."""
 
 from __future__ import annotations
 
+import asyncio
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,13 +14,17 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from schemas.models import CaseRecord, CaseState
+from schemas.codec import AvroCodec
+from schemas.kafka import KafkaConnection
+from schemas.models import CaseRecord, CaseState, PurgeCommand
+from schemas.topics import PURGE_COMMANDS
 from sinks.sql import migrate
 from sinks.sql.audit import Access, list_access, record_access
 from sinks.sql.engine import create_sql_engine
 from sinks.sql.purge import REDACTED, purge_personal_data
 from sinks.sql.repository import insert_alerts, insert_order_results, insert_orders, upsert_cases
 from sinks.sql.tables import cases, persons, purges
+from tests.fixtures.kafka_tools import consume_until
 from tests.fixtures.sql_records import T0, alert, case, dump, order, random_nip, result, uid
 from tests.helpers import netral
 
@@ -141,9 +147,9 @@ def test_the_access_log_and_the_purge_record_are_append_only(engine: Engine) -> 
         conn.execute(text("DELETE FROM purges"))
 
 
-def test_purge_command(engine: Engine, database_url: str) -> None:
+def test_purge_command(engine: Engine, database_url: str, topics: KafkaConnection) -> None:
     _fill(engine)
-    env = {"NETRAL_DATABASE_URL": database_url}
+    env = {"NETRAL_DATABASE_URL": database_url, "NETRAL_KAFKA_BOOTSTRAP": topics.bootstrap}
     bad = netral("purge", "--older-than", "soon", env=env)
     assert bad.returncode == 2 and "give a positive age like 365d" in bad.stderr
     unset = netral("purge", env=env)
@@ -153,5 +159,16 @@ def test_purge_command(engine: Engine, database_url: str) -> None:
     done = netral("purge", env={**env, "NETRAL_PERSONAL_DATA_RETENTION_DAYS": "365"},
                   check=True)
     assert "purged the personal data of" in done.stdout
+    # the same cutoff goes to the cases stage, so netral.cases loses the persons too
+    sent = re.search(r"sent purge (\S+) to netral.commands.purge", done.stdout)
+    assert sent, done.stdout
+    records = asyncio.run(consume_until(
+        topics, [PURGE_COMMANDS], lambda rs: any(r.key == sent[1].encode() for r in rs)))
+    (value,) = [r.value for r in records if r.key == sent[1].encode()]
+    command = PurgeCommand.from_avro(AvroCodec().decode(value, PurgeCommand.avro_name).value)
+    assert timedelta(days=364) < command.at - command.older_than < timedelta(days=366)
+    sql_only = netral("purge", "--older-than", "365d", "--sql-only",
+                      env={**env, "NETRAL_KAFKA_BOOTSTRAP": "127.0.0.1:9"}, check=True)
+    assert "sent purge" not in sql_only.stdout
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(purges)).scalar_one() == 1
