@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,24 @@ import pytest
 
 from schemas.kafka import KafkaConnection
 from tests.fixtures.postgres import PostgresUnavailable, ThrowawayPostgres, start_postgres
+from tests.helpers import KAFKA_SECURITY
 
 REPO = Path(__file__).resolve().parent.parent
 
+
+
+def external_kafka(environ: Mapping[str, str]) -> KafkaConnection | None:
+    """The cluster ``NETRAL_KAFKA_BOOTSTRAP`` names, with the same NETRAL_KAFKA_* security
+    settings the hub's clients take (so the suite runs against a secure cluster), or None."""
+    if not environ.get("NETRAL_KAFKA_BOOTSTRAP"):
+        return None
+    from hub.settings import NetralSettings
+
+    names = ("NETRAL_KAFKA_BOOTSTRAP", *KAFKA_SECURITY)
+    values = {n.removeprefix("NETRAL_").lower(): environ[n] for n in names if n in environ}
+    settings = NetralSettings.model_validate(values)
+    assert settings.kafka_bootstrap is not None
+    return settings.kafka(settings.kafka_bootstrap, client_id="netral-tests")
 
 
 def _docker_engine_answers() -> bool:
@@ -39,8 +54,8 @@ def _docker_engine_answers() -> bool:
 @pytest.fixture(scope="session")
 def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaConnection]:
     """A real Kafka broker for the whole session."""
-    if bootstrap := os.environ.get("NETRAL_KAFKA_BOOTSTRAP"):
-        yield KafkaConnection(bootstrap=bootstrap, client_id="netral-tests")
+    if external := external_kafka(os.environ):
+        yield external
         return
     if _docker_engine_answers():
         from testcontainers.kafka import KafkaContainer
