@@ -41,7 +41,7 @@ from schemas.errors import BrokerError, RetriableError
 from schemas.kafka import KafkaConnection
 
 from ..kafka_admin import wait_ready
-from .certs import BROKER_PRINCIPAL, ensure_certs
+from .certs import BROKER_PRINCIPAL, BrokerCerts, ensure_certs
 
 JDK_HINT = "install a JDK 17+ (Debian: apt install openjdk-17-jdk-headless) and put java on PATH"
 MVN_HINT = "install Maven (Debian: apt install maven) and put mvn on PATH"
@@ -107,6 +107,41 @@ class Membership:
     port: int
     controller_port: int
     replication: int  # RF of the internal topics (offsets, transactions), and their min ISR - 1
+
+
+def secure_props(*, listeners: str, advertised: str, certs: BrokerCerts, admin: str,
+                 admin_password: str, certs_dir: str | None = None) -> dict[str, str]:
+    """A secure node's broker configs: SASL_SSL (SCRAM-SHA-512) for clients and between brokers
+    (the broker logs in as the admin), the controller on TLS with required client certificates
+    (only holders of the broker certificate), StandardAuthorizer denying what no ACL allows.
+    ``certs_dir``: where the node sees the files, if not where they were written (a container).
+    """
+    def path(p: Path) -> str:
+        return f"{certs_dir}/{p.name}" if certs_dir else str(p)
+
+    scram = "org.apache.kafka.common.security.scram.ScramLoginModule"
+    return {
+        "listeners": listeners,
+        "advertised.listeners": advertised,
+        "inter.broker.listener.name": "SASL_SSL",
+        "listener.security.protocol.map": "SASL_SSL:SASL_SSL,CONTROLLER:SSL",
+        "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+        "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
+        # The broker talks to itself (and its peers) on the client listener as the admin.
+        "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config":
+            f'{scram} required username="{admin}" password="{admin_password}";',
+        "ssl.keystore.type": "PKCS12",
+        "ssl.keystore.location": path(certs.keystore_file),
+        "ssl.keystore.password": certs.keystore_password,
+        "ssl.key.password": certs.keystore_password,
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": path(certs.ca_file),
+        # Only a holder of a certificate from the local CA (a broker) reaches the controller.
+        "listener.name.controller.ssl.client.auth": "required",
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "allow.everyone.if.no.acl.found": "false",
+        "super.users": f"User:{admin};{BROKER_PRINCIPAL}",
+    }
 
 
 class LocalBroker:
@@ -322,31 +357,11 @@ class LocalBroker:
     def _secure_props(self, meta: dict[str, object]) -> dict[str, str]:
         """SASL_SSL (SCRAM-SHA-512) for clients, mutual TLS for the controller, deny by default."""
         port, cport = meta["port"], meta["controller_port"]
-        certs = ensure_certs(self.tls_dir)
-        admin = str(meta.get("admin_user", self.admin_user))
-        scram = "org.apache.kafka.common.security.scram.ScramLoginModule"
-        return {
-            "listeners": f"SASL_SSL://{self.host}:{port},CONTROLLER://{self.host}:{cport}",
-            "advertised.listeners": f"SASL_SSL://{self.host}:{port}",
-            "inter.broker.listener.name": "SASL_SSL",
-            "listener.security.protocol.map": "SASL_SSL:SASL_SSL,CONTROLLER:SSL",
-            "sasl.enabled.mechanisms": "SCRAM-SHA-512",
-            "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
-            # The broker talks to itself on the client listener as the admin (a super user).
-            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config":
-                f'{scram} required username="{admin}" password="{self._admin_password()}";',
-            "ssl.keystore.type": "PKCS12",
-            "ssl.keystore.location": str(certs.keystore_file),
-            "ssl.keystore.password": certs.keystore_password,
-            "ssl.key.password": certs.keystore_password,
-            "ssl.truststore.type": "PEM",
-            "ssl.truststore.location": str(certs.ca_file),
-            # Only a holder of a certificate from the local CA (the broker) reaches the controller.
-            "listener.name.controller.ssl.client.auth": "required",
-            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-            "allow.everyone.if.no.acl.found": "false",
-            "super.users": f"User:{admin};{BROKER_PRINCIPAL}",
-        }
+        return secure_props(
+            listeners=f"SASL_SSL://{self.host}:{port},CONTROLLER://{self.host}:{cport}",
+            advertised=f"SASL_SSL://{self.host}:{port}", certs=ensure_certs(self.tls_dir),
+            admin=str(meta.get("admin_user", self.admin_user)),
+            admin_password=self._admin_password())
 
     def _admin_password(self) -> str:
         try:

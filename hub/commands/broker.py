@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -148,3 +149,20 @@ def reset(
     console.print("local broker state deleted")
 
 
+
+
+@broker_app.command("compose-secrets")
+def compose_secrets(
+    out: Path = typer.Option(Path("compose-secrets"), "--out",
+                             help="Folder for the secrets (next to docker-compose.yml; never "
+                                  "commit it)."),
+    admin: str = typer.Option("netral-admin", help="The hub admin's SCRAM user name."),
+) -> None:
+    """Generate the CA, broker keystore, admin password and node configs of the secure compose
+    cluster (docker-compose.secure.yml); reuses an existing CA and password."""
+    from ..broker.compose_secrets import write_compose_secrets
+
+    made = write_compose_secrets(out, admin=admin)
+    console.print(f"secure compose secrets for {made.nodes} nodes in {out}/ (admin {admin}); "
+                  f"start with: docker compose -f docker-compose.yml -f docker-compose.secure.yml "
+                  f"up -d")
