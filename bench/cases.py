@@ -53,13 +53,13 @@ def prepare(cases: int) -> dict[str, list[tuple[bytes, bytes]]]:
         assert ev.record is not None
         topic = raw_topic(ev.agency)
         data[topic].append((ev.record.source_id.encode(),
-                            codec.encode(ev.record.avro_name, ev.record.to_avro(), topic=topic)))
+                            codec.encode_record(ev.record, topic=topic)))
     return data
 
 
 def _encoded(codec: AvroCodec, out: Outputs) -> list[tuple[bytes, bytes]]:
     records = [*out.cases, *out.transitions, *out.orders, *out.alerts]
-    return [(b"out", codec.encode(r.avro_name, r.to_avro())) for r in records]
+    return [(b"out", codec.encode_record(r)) for r in records]
 
 
 async def plain_loop(conn: KafkaConnection, total: int, *, rules: bool) -> tuple[float, int]:
@@ -182,7 +182,7 @@ def run(cases: int = 3000) -> list[Row]:
                 (probe,) = sample_reports(1, seed=99)
                 codec = AvroCodec()
                 asyncio.run(produce_all(conn, raw_topic("bawaslu"), [(
-                    probe.source_id.encode(), codec.encode(probe.avro_name, probe.to_avro()))]))
+                    probe.source_id.encode(), codec.encode_record(probe))]))
                 spawned = time.time()
                 restart_ready = worker.start()
                 restored = asyncio.run(watch_cases(conn, made, timeout_s=3600,

@@ -74,19 +74,15 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
     async def publish(out: Outputs) -> list[Awaitable[Any]]:
         sends: list[tuple[str, str, bytes | None]] = []
         for record in out.cases:
-            sends.append((CASES, record.case_id, codec.encode(record.avro_name, record.to_avro(),
-                                                               topic=CASES)))
+            sends.append((CASES, record.case_id, codec.encode_record(record, topic=CASES)))
         for case_id in out.tombstones:
             sends.append((CASES, case_id, None))
         for t in out.transitions:
-            sends.append((CASE_EVENTS, t.case_id, codec.encode(t.avro_name, t.to_avro(),
-                                                               topic=CASE_EVENTS)))
+            sends.append((CASE_EVENTS, t.case_id, codec.encode_record(t, topic=CASE_EVENTS)))
         for o in out.orders:
-            sends.append((ORDERS_SIASN, o.nip, codec.encode(o.avro_name, o.to_avro(),
-                                                            topic=ORDERS_SIASN)))
+            sends.append((ORDERS_SIASN, o.nip, codec.encode_record(o, topic=ORDERS_SIASN)))
         for a in out.alerts:
-            sends.append((ALERTS, a.region_code, codec.encode(a.avro_name, a.to_avro(),
-                                                              topic=ALERTS)))
+            sends.append((ALERTS, a.region_code, codec.encode_record(a, topic=ALERTS)))
         futures = [await app.producer.send(topic, key.encode(), value, None, None, writer)
                    for topic, key, value in sends]
         for dead in out.dead_letters:
@@ -97,7 +93,7 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
         letter = Letter.of(InvalidMessage(reason), stage=STAGE, topic=EVENTS, partition=0,
                            offset=-1)
         log.warning("dlq %s: waiting event %s: %s", STAGE, event.event_id, reason[:300])
-        value = codec.encode(event.avro_name, event.to_avro(), topic=EVENTS)
+        value = codec.encode_record(event, topic=EVENTS)
         return await app.producer.send(topics.dlq[STAGE].get_topic_name(),
                                        event.source_id.encode(), value, None, None,
                                        letter.headers())
@@ -137,5 +133,5 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
         async def deadline_timer() -> None:
             tick = DeadlineTick(tick_id=str(uuid.uuid4()), at=datetime.now(UTC),
                                 issued_by="timer")
-            value = codec.encode(tick.avro_name, tick.to_avro(), topic=DEADLINE_TICKS)
+            value = codec.encode_record(tick, topic=DEADLINE_TICKS)
             await (await app.producer.send(DEADLINE_TICKS, b"timer", value, None, None, None))

@@ -109,7 +109,7 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
                      alert.case_id)
             pending.append(await out.send(
                 ALERTS, alert.region_code.encode(),
-                codec.encode(Alert.avro_name, alert.to_avro(), topic=ALERTS)))
+                codec.encode_record(alert, topic=ALERTS)))
 
     async def route(msg: faust.types.Message, subject_list: tuple[str, ...],
                     pending: Pending) -> None:

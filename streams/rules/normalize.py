@@ -172,4 +172,4 @@ def normalize_record(topic: str, key: bytes | None, decoded: Decoded
     """The whole stage for one record: validate, map, key. Returns (key, Avro-ready value)."""
     record = parse_raw(topic, key, decoded)
     event = to_canonical(record)
-    return event_key(event), event.to_avro()
+    return event_key(event), event.avro_dump()
