@@ -66,9 +66,16 @@ class AvroRecord(BaseModel):
     @classmethod
     def from_avro(cls, data: Mapping[str, Any]) -> Self:
         """Validate what a fastavro reader returned (any union notation) into this model."""
-        if cls._plain():
-            return cls.model_validate(data)  # no union of records inside: nothing to unwrap
         return cls.model_validate(_from_avro(dict(data)))
+
+    @classmethod
+    def from_fastavro(cls, data: Mapping[str, Any]) -> Self:
+        """Validate what fastavro's default reader returned (AvroCodec.decode): records in
+        unions come back as plain dicts, so without a union of two or more records inside
+        there is nothing to unwrap and pydantic-core validates the data as it is."""
+        if cls._plain():
+            return cls.model_validate(data)
+        return cls.from_avro(data)
 
     @classmethod
     def _plain(cls) -> bool:

@@ -132,7 +132,7 @@ class _Processor:
         where = f"{rec.topic}[{rec.partition}]@{rec.offset}"
         try:
             decoded = self.codec.decode(rec.value, expect=SiasnOrder.avro_name)
-            order = SiasnOrder.from_avro(decoded.value)
+            order = SiasnOrder.from_fastavro(decoded.value)
         except InvalidMessage as err:
             log.error("%s: undecodable SIASN order, to the DLQ: %s", where, err)
             return [self._dead_letter(rec, err)]

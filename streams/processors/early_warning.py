@@ -78,7 +78,7 @@ M = TypeVar("M", bound=AvroRecord)
 def _decode(codec: AvroCodec, data: bytes | None, model: type[M]) -> M:
     decoded = codec.decode(data, expect=model.avro_name)
     try:
-        return model.from_avro(decoded.value)
+        return model.from_fastavro(decoded.value)
     except ValidationError as err:
         raise InvalidMessage(f"invalid {model.__name__}: {explain(err)}") from None
 

@@ -496,7 +496,7 @@ def test_the_fast_dump_writes_the_same_bytes_as_the_plain_walk(sample: AvroRecor
     fastavro.schemaless_writer(fast, schema, sample.avro_dump())
     assert fast.getvalue() == plain.getvalue()
     fast.seek(0)
-    assert type(sample).from_avro(fastavro.schemaless_reader(fast, schema, schema)) == sample
+    assert type(sample).from_fastavro(fastavro.schemaless_reader(fast, schema, schema)) == sample
 
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=lambda s: type(s).__name__)
