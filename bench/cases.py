@@ -5,7 +5,8 @@ five raw topics before anything reads them. Pipelines, each reading every raw re
 - floor: a plain aiokafka loop: getmany, decode (cached schemas), dedupe by key in a set,
   re-encode, send, commit per batch (the issue's "consume-decode-dedupe-produce" baseline);
 - rules: the same loop running the hub's real rules in-process (normalize, then the cases stage:
-  dedupe, matching, merge, lifecycle) and producing every output record;
+  dedupe, matching, merge, lifecycle) and producing what the worker produces per batch (every
+  transition, order and alert; of each case its last version in the batch);
 - faust: the real ``netral worker`` (normalize and cases agents, the cases journal, one partition
   for the case stage), from ready until the last CaseRecord of the wave is on netral.cases.
 Then: the worker restarted on the same state (journal recovered from its changelog and replayed)
@@ -33,7 +34,7 @@ from schemas.kafka import KafkaConnection
 from schemas.models import CanonicalEvent
 from schemas.topics import CASES, EVENTS, Agency, TopicSpec, catalogue, raw_topic
 from streams.rules.calendar import default_calendar
-from streams.rules.cases import Outputs
+from streams.rules.cases import Outputs, batch_outputs
 from streams.rules.normalize import normalize_record
 from streams.rules.policy import load_policies
 from streams.rules.stage import CaseStage, InputKind
@@ -81,21 +82,23 @@ async def plain_loop(conn: KafkaConnection, total: int, *, rules: bool) -> tuple
         while done < total:
             batch = await consumer.getmany(timeout_ms=200, max_records=5000)
             futures = []
+            parts: list[Outputs] = []
             for recs in batch.values():
                 for rec in recs:
                     done += 1
                     if rules:
                         _, event = normalize_record(rec.topic, rec.key, codec.decode(rec.value))
                         value = codec.encode(CanonicalEvent.avro_name, event, topic=EVENTS)
-                        outputs = _encoded(codec, stage.take(InputKind.EVENT, value))
-                    else:
-                        if rec.key in seen:
-                            continue
-                        seen.add(rec.key)
-                        decoded = codec.decode(rec.value)
-                        outputs = [(rec.key, codec.encode(decoded.schema, decoded.value))]
-                    for key, value in outputs:
-                        futures.append(await producer.send(OUT, value=value, key=key))
+                        parts.append(stage.take(InputKind.EVENT, value))
+                        continue
+                    if rec.key in seen:
+                        continue
+                    seen.add(rec.key)
+                    decoded = codec.decode(rec.value)
+                    futures.append(await producer.send(
+                        OUT, value=codec.encode(decoded.schema, decoded.value), key=rec.key))
+            for key, value in _encoded(codec, batch_outputs(parts)):  # as the worker does
+                futures.append(await producer.send(OUT, value=value, key=key))
             if futures:
                 await asyncio.gather(*futures)
                 await consumer.commit()

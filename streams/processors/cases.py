@@ -3,7 +3,8 @@ CaseRecords, CaseTransitions, SiasnOrders, alerts and dead letters out.
 
 Thin by design: the rules live in :mod:`streams.rules.cases`, the stage's state and journal in
 :mod:`streams.rules.stage`. Per batch: take every input (a bad one goes to ``netral.dlq.cases``
-with the reason and the stage is untouched), publish what they produced and wait for the acks,
+with the reason and the stage is untouched), publish what they produced (of each case only its
+last version in the batch: ``batch_outputs``) and wait for the acks,
 then journal the batch's inputs (one entry) in the changelog-backed table ``cases-journal``.
 Outputs before journal: a crash in between re-takes the inputs, which re-emits the same ids
 (the sinks and SIASN drop them), where the other order would have lost the outputs. After a
@@ -33,7 +34,7 @@ from schemas.topics import ALERTS, CASE_EVENTS, CASES, DEADLINE_TICKS, EVENTS, O
 
 from ..config import StreamsConfig
 from ..rules.calendar import default_calendar
-from ..rules.cases import Outputs
+from ..rules.cases import Outputs, batch_outputs
 from ..rules.policy import load_policies
 from ..rules.stage import KIND_BY_TOPIC, CaseStage, InputKind, pack
 from ..topics import HubTopics
@@ -104,19 +105,21 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
         async for batch in batches:
             current = stage()
             taken: list[tuple[InputKind, bytes]] = []
-            pending: list[Awaitable[Any]] = []
+            parts: list[Outputs] = []
             try:
                 for event in batch:
                     msg = event.message
                     kind = KIND_BY_TOPIC[msg.topic]
                     try:
-                        out = current.take(kind, msg.value)
+                        parts.append(current.take(kind, msg.value))
                     except Exception as err:  # noqa: BLE001 - reject() logs bugs
                         await reject(topics, STAGE, msg, err)
                         continue
                     taken.append((kind, msg.value or b""))
-                    pending += await publish(out)
-                await asyncio.gather(*pending)
+                    # A deadline scan walks every case: let timers, heartbeats and the
+                    # producer run between inputs, or a burst of ticks stalls the worker.
+                    await asyncio.sleep(0)
+                await asyncio.gather(*await publish(batch_outputs(parts)))
             except BaseException:
                 held.pop("stage", None)  # the book ran ahead of the journal: rebuild it
                 raise
