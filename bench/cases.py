@@ -5,7 +5,8 @@ five raw topics before anything reads them. Pipelines, each reading every raw re
 - floor: a plain aiokafka loop: getmany, decode (cached schemas), dedupe by key in a set,
   re-encode, send, commit per batch (the issue's "consume-decode-dedupe-produce" baseline);
 - rules: the same loop running the hub's real rules in-process (normalize, then the cases stage:
-  dedupe, matching, merge, lifecycle) and producing every output record;
+  dedupe, matching, merge, lifecycle) and producing what the worker produces per batch (every
+  transition, order and alert; of each case its last version in the batch);
 - faust: the real ``netral worker`` (normalize and cases agents, the cases journal, one partition
   for the case stage), from ready until the last CaseRecord of the wave is on netral.cases.
 Then: the worker restarted on the same state (journal recovered from its changelog and replayed)
@@ -33,7 +34,7 @@ from schemas.kafka import KafkaConnection
 from schemas.models import CanonicalEvent
 from schemas.topics import CASES, EVENTS, Agency, TopicSpec, catalogue, raw_topic
 from streams.rules.calendar import default_calendar
-from streams.rules.cases import Outputs
+from streams.rules.cases import Outputs, batch_outputs
 from streams.rules.normalize import normalize_record
 from streams.rules.policy import load_policies
 from streams.rules.stage import CaseStage, InputKind
@@ -53,13 +54,13 @@ def prepare(cases: int) -> dict[str, list[tuple[bytes, bytes]]]:
         assert ev.record is not None
         topic = raw_topic(ev.agency)
         data[topic].append((ev.record.source_id.encode(),
-                            codec.encode(ev.record.avro_name, ev.record.to_avro(), topic=topic)))
+                            codec.encode_record(ev.record, topic=topic)))
     return data
 
 
 def _encoded(codec: AvroCodec, out: Outputs) -> list[tuple[bytes, bytes]]:
     records = [*out.cases, *out.transitions, *out.orders, *out.alerts]
-    return [(b"out", codec.encode(r.avro_name, r.to_avro())) for r in records]
+    return [(b"out", codec.encode_record(r)) for r in records]
 
 
 async def plain_loop(conn: KafkaConnection, total: int, *, rules: bool) -> tuple[float, int]:
@@ -81,21 +82,23 @@ async def plain_loop(conn: KafkaConnection, total: int, *, rules: bool) -> tuple
         while done < total:
             batch = await consumer.getmany(timeout_ms=200, max_records=5000)
             futures = []
+            parts: list[Outputs] = []
             for recs in batch.values():
                 for rec in recs:
                     done += 1
                     if rules:
                         _, event = normalize_record(rec.topic, rec.key, codec.decode(rec.value))
                         value = codec.encode(CanonicalEvent.avro_name, event, topic=EVENTS)
-                        outputs = _encoded(codec, stage.take(InputKind.EVENT, value))
-                    else:
-                        if rec.key in seen:
-                            continue
-                        seen.add(rec.key)
-                        decoded = codec.decode(rec.value)
-                        outputs = [(rec.key, codec.encode(decoded.schema, decoded.value))]
-                    for key, value in outputs:
-                        futures.append(await producer.send(OUT, value=value, key=key))
+                        parts.append(stage.take(InputKind.EVENT, value))
+                        continue
+                    if rec.key in seen:
+                        continue
+                    seen.add(rec.key)
+                    decoded = codec.decode(rec.value)
+                    futures.append(await producer.send(
+                        OUT, value=codec.encode(decoded.schema, decoded.value), key=rec.key))
+            for key, value in _encoded(codec, batch_outputs(parts)):  # as the worker does
+                futures.append(await producer.send(OUT, value=value, key=key))
             if futures:
                 await asyncio.gather(*futures)
                 await consumer.commit()
@@ -182,7 +185,7 @@ def run(cases: int = 3000) -> list[Row]:
                 (probe,) = sample_reports(1, seed=99)
                 codec = AvroCodec()
                 asyncio.run(produce_all(conn, raw_topic("bawaslu"), [(
-                    probe.source_id.encode(), codec.encode(probe.avro_name, probe.to_avro()))]))
+                    probe.source_id.encode(), codec.encode_record(probe))]))
                 spawned = time.time()
                 restart_ready = worker.start()
                 restored = asyncio.run(watch_cases(conn, made, timeout_s=3600,

@@ -119,7 +119,7 @@ def make_wave(cases: int, seed: int) -> Wave:
         assert ev.record is not None
         topic = raw_topic(ev.agency)
         key, value = (ev.record.source_id.encode(),
-                      codec.encode(ev.record.avro_name, ev.record.to_avro(), topic=topic))
+                      codec.encode_record(ev.record, topic=topic))
         events.append((topic, key, value, ev))
         _, event = normalize_record(topic, key, codec.decode(value))
         stage.take(InputKind.EVENT, codec.encode(CanonicalEvent.avro_name, event, topic=EVENTS))
@@ -615,7 +615,7 @@ def _run(res: Results, conn: KafkaConnection, hub: Hub, home: Path, db: str, cas
     (probe,) = sample_reports(1, seed=99)
     codec = AvroCodec()
     asyncio.run(produce_all(conn, raw_topic("bawaslu"), [(
-        probe.source_id.encode(), codec.encode(probe.avro_name, probe.to_avro()))]))
+        probe.source_id.encode(), codec.encode_record(probe))]))
     spawned = time.time()
     hub.worker("worker", app)
     try:

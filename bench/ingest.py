@@ -92,7 +92,7 @@ def relay(conn: KafkaConnection, home: Path, reports: list[BawasluReport]) -> fl
 def run(n: int = 20_000) -> list[Row]:
     reports = sample_reports(n, seed=11)
     codec = AvroCodec()
-    encoded = [(r.source_id.encode(), codec.encode(r.avro_name, r.to_avro())) for r in reports]
+    encoded = [(r.source_id.encode(), codec.encode_record(r)) for r in reports]
     with tempfile.TemporaryDirectory(prefix="netral-bench-ingest-") as tmp:
         home = Path(tmp)
         with bench_broker(home) as conn:

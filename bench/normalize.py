@@ -43,7 +43,7 @@ def prepare(n: int, dup_rate: float = 0.2, seed: int = 7) -> list[tuple[bytes, b
     codec = AvroCodec()
     unique = int(n * (1 - dup_rate))
     reports = sample_reports(unique, seed=seed)
-    records = [(r.source_id.encode(), codec.encode(r.avro_name, r.to_avro())) for r in reports]
+    records = [(r.source_id.encode(), codec.encode_record(r)) for r in reports]
     rng = random.Random(seed)
     records += [rng.choice(records) for _ in range(n - unique)]
     rng.shuffle(records)

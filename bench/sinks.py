@@ -155,7 +155,7 @@ def block_orders(n: int, seed: int = 23) -> list[SiasnOrder]:
 
 
 def _encode(codec: AvroCodec, topic: str, key: str, record: AvroRecord) -> tuple[bytes, bytes]:
-    return key.encode(), codec.encode(record.avro_name, record.to_avro(), topic=topic)
+    return key.encode(), codec.encode_record(record, topic=topic)
 
 
 # -- SQL ------------------------------------------------------------------------------------------

@@ -93,7 +93,7 @@ def import_file(path: Path, agency: Agency, engine: Engine, codec: AvroCodec,
             except InvalidMessage as err:
                 report.rejected.append((number, _row_id(row), str(err)))
                 continue
-            digest = hashlib.sha256(codec.encode(record.avro_name, record.to_avro())).hexdigest()
+            digest = hashlib.sha256(codec.encode_record(record)).hexdigest()
             seen = conn.execute(select(ledger.c.sha256).where(
                 ledger.c.agency == agency.value, ledger.c.source_id == record.source_id,
                 ledger.c.sha256 == digest)).first()

@@ -77,7 +77,7 @@ def enqueue(conn: Connection, record: RawRecord, codec: AvroCodec) -> None:
     topic = raw_topic(record.agency)
     conn.execute(outbox.insert().values(
         topic=topic, key=record.source_id,
-        value=codec.encode(record.avro_name, record.to_avro(), topic=topic),
+        value=codec.encode_record(record, topic=topic),
         created_at=datetime.now(UTC)))
 
 

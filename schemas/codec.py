@@ -27,6 +27,7 @@ from fastavro.schema import fingerprint, load_schema, to_parsing_canonical_form
 from fastavro.types import Schema
 
 from .errors import SerializationError
+from .models.base import AvroRecord
 
 SOE_MARKER = b"\xc3\x01"
 CONFLUENT_MAGIC = b"\x00"
@@ -166,6 +167,10 @@ class AvroCodec:
         except (ValueError, TypeError, KeyError, AttributeError) as err:
             raise SerializationError(f"value does not fit schema {name}: {err}") from err
         return buf.getvalue()
+
+    def encode_record(self, record: AvroRecord, topic: str | None = None) -> bytes:
+        """Encode a model with its own schema (the fast :meth:`AvroRecord.avro_dump`)."""
+        return self.encode(record.avro_name, record.avro_dump(), topic=topic)
 
     def _schema_id(self, topic: str, entry: SchemaEntry) -> int:
         key = (f"{topic}-value", entry.name)

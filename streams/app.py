@@ -10,6 +10,7 @@ from schemas.codec import AvroCodec
 
 from .config import StreamsConfig
 from .processors import cases, early_warning, normalize
+from .rebalance import use_rebalance_safe_consumer
 from .topics import declare_topics
 
 
@@ -55,6 +56,7 @@ def create_app(cfg: StreamsConfig, codec: AvroCodec | None = None) -> faust.App:
         producer_max_request_size=cfg.max_message_bytes * 9,
         consumer_max_fetch_size=cfg.max_message_bytes * 9,
     )
+    use_rebalance_safe_consumer(app)  # see streams/rebalance.py: events lost after a rebalance
     topics = declare_topics(app)
     codec = codec or AvroCodec(max_bytes=cfg.max_message_bytes)
     normalize.register(app, topics, codec, cfg)

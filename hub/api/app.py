@@ -92,7 +92,7 @@ def create_app(kafka: KafkaConnection, keys: KeyStore, limits: IngestLimits,
         assert monitor is not None
         record = lag_alert(episode, monitor)
         await send(ALERTS, record.region_code.encode(),
-                   codec.encode(record.avro_name, record.to_avro(), topic=ALERTS))
+                   codec.encode_record(record, topic=ALERTS))
         log.warning("consumer group %s behind: alert %s", episode.group, record.alert_id)
 
     async def publish(records: Sequence[RawRecord]) -> None:
@@ -101,7 +101,7 @@ def create_app(kafka: KafkaConnection, keys: KeyStore, limits: IngestLimits,
             futures = []
             for r in records:
                 topic = raw_topic(r.agency)
-                value = codec.encode(r.avro_name, r.to_avro(), topic=topic)
+                value = codec.encode_record(r, topic=topic)
                 futures.append(await producer.send(topic, value=value, key=r.source_id.encode()))
             await asyncio.gather(*futures)
         except KafkaError as err:

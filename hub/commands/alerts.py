@@ -141,7 +141,7 @@ def send_test_alert(
                   detail="A test sent by `netral alerts test`: this channel works. No action "
                          "needed.", at=_now(), dedupe_key=f"netral.test:{alert_id}")
     conn = kafka(settings, client_id="netral-alerts-test")
-    value = codec(settings).encode(Alert.avro_name, alert.to_avro(), topic=topic)
+    value = codec(settings).encode_record(alert, topic=topic)
 
     async def send() -> None:
         producer = AIOKafkaProducer(**conn.aiokafka_kwargs(), acks="all",

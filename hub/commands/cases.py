@@ -46,7 +46,7 @@ async def send_ticks(conn: KafkaConnection, avro: AvroCodec, ticks: list[Deadlin
     try:
         for t in ticks:
             await producer.send(DEADLINE_TICKS, key=t.issued_by.encode(),
-                                value=avro.encode(t.avro_name, t.to_avro(), topic=DEADLINE_TICKS))
+                                value=avro.encode_record(t, topic=DEADLINE_TICKS))
         await producer.flush()
     finally:
         await producer.stop()

@@ -51,7 +51,7 @@ def decode_alert(codec: AvroCodec, value: bytes | None) -> Alert:
     """Decode and validate one value; InvalidMessage says why not (no personal data in it)."""
     decoded = codec.decode(value, expect=Alert.avro_name)
     try:
-        return Alert.from_avro(decoded.value)
+        return Alert.from_fastavro(decoded.value)
     except ValidationError as err:
         raise InvalidMessage(f"invalid Alert: {explain(err)}") from None
 

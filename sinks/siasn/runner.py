@@ -132,7 +132,7 @@ class _Processor:
         where = f"{rec.topic}[{rec.partition}]@{rec.offset}"
         try:
             decoded = self.codec.decode(rec.value, expect=SiasnOrder.avro_name)
-            order = SiasnOrder.from_avro(decoded.value)
+            order = SiasnOrder.from_fastavro(decoded.value)
         except InvalidMessage as err:
             log.error("%s: undecodable SIASN order, to the DLQ: %s", where, err)
             return [self._dead_letter(rec, err)]
@@ -145,8 +145,7 @@ class _Processor:
         result = await self.adapter.apply(order)
         self.stats.orders += 1
         outs = [_Out(self.topics.results, order.nip.encode(),
-                     self.codec.encode(SiasnOrderResult.avro_name, result.to_avro(),
-                                       topic=self.topics.results), [])]
+                     self.codec.encode_record(result, topic=self.topics.results), [])]
         if result.outcome is OrderOutcome.CONFIRMED:
             self.stats.confirmed += 1
         elif result.outcome is OrderOutcome.ALREADY_IN_EFFECT:
@@ -157,8 +156,7 @@ class _Processor:
             outs.append(self._dead_letter(rec, SiasnOrderFailed(result.detail or "failed")))
             alert = self._alert(order, result)
             outs.append(_Out(self.topics.alerts, alert.region_code.encode(),
-                             self.codec.encode(Alert.avro_name, alert.to_avro(),
-                                               topic=self.topics.alerts), []))
+                             self.codec.encode_record(alert, topic=self.topics.alerts), []))
         return outs
 
     def _dead_letter(self, rec: ConsumerRecord, err: BaseException) -> _Out:

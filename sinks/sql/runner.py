@@ -74,7 +74,7 @@ def decode_record(codec: AvroCodec, topic: str, value: bytes | None, *,
         raise InvalidMessage(f"the SQL sink does not read topic {topic!r}")
     decoded = codec.decode(value, expect=model.avro_name)
     try:
-        record = model.from_avro(decoded.value)
+        record = model.from_fastavro(decoded.value)
     except ValidationError as err:
         raise InvalidMessage(f"invalid {model.__name__}: {explain(err)}") from None
     if not isinstance(record, SqlRecord):

@@ -3,7 +3,8 @@ CaseRecords, CaseTransitions, SiasnOrders, alerts and dead letters out.
 
 Thin by design: the rules live in :mod:`streams.rules.cases`, the stage's state and journal in
 :mod:`streams.rules.stage`. Per batch: take every input (a bad one goes to ``netral.dlq.cases``
-with the reason and the stage is untouched), publish what they produced and wait for the acks,
+with the reason and the stage is untouched), publish what they produced (of each case only its
+last version in the batch: ``batch_outputs``) and wait for the acks,
 then journal the batch's inputs (one entry) in the changelog-backed table ``cases-journal``.
 Outputs before journal: a crash in between re-takes the inputs, which re-emits the same ids
 (the sinks and SIASN drop them), where the other order would have lost the outputs. After a
@@ -33,7 +34,7 @@ from schemas.topics import ALERTS, CASE_EVENTS, CASES, DEADLINE_TICKS, EVENTS, O
 
 from ..config import StreamsConfig
 from ..rules.calendar import default_calendar
-from ..rules.cases import Outputs
+from ..rules.cases import Outputs, batch_outputs
 from ..rules.policy import load_policies
 from ..rules.stage import KIND_BY_TOPIC, CaseStage, InputKind, pack
 from ..topics import HubTopics
@@ -74,19 +75,15 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
     async def publish(out: Outputs) -> list[Awaitable[Any]]:
         sends: list[tuple[str, str, bytes | None]] = []
         for record in out.cases:
-            sends.append((CASES, record.case_id, codec.encode(record.avro_name, record.to_avro(),
-                                                               topic=CASES)))
+            sends.append((CASES, record.case_id, codec.encode_record(record, topic=CASES)))
         for case_id in out.tombstones:
             sends.append((CASES, case_id, None))
         for t in out.transitions:
-            sends.append((CASE_EVENTS, t.case_id, codec.encode(t.avro_name, t.to_avro(),
-                                                               topic=CASE_EVENTS)))
+            sends.append((CASE_EVENTS, t.case_id, codec.encode_record(t, topic=CASE_EVENTS)))
         for o in out.orders:
-            sends.append((ORDERS_SIASN, o.nip, codec.encode(o.avro_name, o.to_avro(),
-                                                            topic=ORDERS_SIASN)))
+            sends.append((ORDERS_SIASN, o.nip, codec.encode_record(o, topic=ORDERS_SIASN)))
         for a in out.alerts:
-            sends.append((ALERTS, a.region_code, codec.encode(a.avro_name, a.to_avro(),
-                                                              topic=ALERTS)))
+            sends.append((ALERTS, a.region_code, codec.encode_record(a, topic=ALERTS)))
         futures = [await app.producer.send(topic, key.encode(), value, None, None, writer)
                    for topic, key, value in sends]
         for dead in out.dead_letters:
@@ -97,7 +94,7 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
         letter = Letter.of(InvalidMessage(reason), stage=STAGE, topic=EVENTS, partition=0,
                            offset=-1)
         log.warning("dlq %s: waiting event %s: %s", STAGE, event.event_id, reason[:300])
-        value = codec.encode(event.avro_name, event.to_avro(), topic=EVENTS)
+        value = codec.encode_record(event, topic=EVENTS)
         return await app.producer.send(topics.dlq[STAGE].get_topic_name(),
                                        event.source_id.encode(), value, None, None,
                                        letter.headers())
@@ -108,19 +105,21 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
         async for batch in batches:
             current = stage()
             taken: list[tuple[InputKind, bytes]] = []
-            pending: list[Awaitable[Any]] = []
+            parts: list[Outputs] = []
             try:
                 for event in batch:
                     msg = event.message
                     kind = KIND_BY_TOPIC[msg.topic]
                     try:
-                        out = current.take(kind, msg.value)
+                        parts.append(current.take(kind, msg.value))
                     except Exception as err:  # noqa: BLE001 - reject() logs bugs
                         await reject(topics, STAGE, msg, err)
                         continue
                     taken.append((kind, msg.value or b""))
-                    pending += await publish(out)
-                await asyncio.gather(*pending)
+                    # A deadline scan walks every case: let timers, heartbeats and the
+                    # producer run between inputs, or a burst of ticks stalls the worker.
+                    await asyncio.sleep(0)
+                await asyncio.gather(*await publish(batch_outputs(parts)))
             except BaseException:
                 held.pop("stage", None)  # the book ran ahead of the journal: rebuild it
                 raise
@@ -137,5 +136,5 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
         async def deadline_timer() -> None:
             tick = DeadlineTick(tick_id=str(uuid.uuid4()), at=datetime.now(UTC),
                                 issued_by="timer")
-            value = codec.encode(tick.avro_name, tick.to_avro(), topic=DEADLINE_TICKS)
+            value = codec.encode_record(tick, topic=DEADLINE_TICKS)
             await (await app.producer.send(DEADLINE_TICKS, b"timer", value, None, None, None))

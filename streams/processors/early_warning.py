@@ -78,7 +78,7 @@ M = TypeVar("M", bound=AvroRecord)
 def _decode(codec: AvroCodec, data: bytes | None, model: type[M]) -> M:
     decoded = codec.decode(data, expect=model.avro_name)
     try:
-        return model.from_avro(decoded.value)
+        return model.from_fastavro(decoded.value)
     except ValidationError as err:
         raise InvalidMessage(f"invalid {model.__name__}: {explain(err)}") from None
 
@@ -109,7 +109,7 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
                      alert.case_id)
             pending.append(await out.send(
                 ALERTS, alert.region_code.encode(),
-                codec.encode(Alert.avro_name, alert.to_avro(), topic=ALERTS)))
+                codec.encode_record(alert, topic=ALERTS)))
 
     async def route(msg: faust.types.Message, subject_list: tuple[str, ...],
                     pending: Pending) -> None:

@@ -245,6 +245,28 @@ _OUTPUT_FIELDS = ("cases", "tombstones", "transitions", "orders", "alerts", "dea
 NONE = Outputs()
 
 
+def batch_outputs(parts: Iterable[Outputs]) -> Outputs:
+    """The outputs of a batch of inputs, to publish once: every transition, order, alert and
+    dead letter in order, and of each case only its last version or its tombstone, whichever
+    came last (``netral.cases`` is compacted and the sinks upsert by version: the versions in
+    between would be encoded and sent only to be overwritten)."""
+    latest: dict[str, CaseRecord | None] = {}
+    rest: dict[str, list[Any]] = {f: [] for f in _OUTPUT_FIELDS[2:]}
+    for part in parts:
+        for record in part.cases:
+            latest.pop(record.case_id, None)
+            latest[record.case_id] = record
+        for case_id in part.tombstones:
+            latest.pop(case_id, None)
+            latest[case_id] = None
+        for name, items in rest.items():
+            items.extend(getattr(part, name))
+    order = list(latest.items())
+    return Outputs(cases=tuple(r for _, r in order if r is not None),
+                   tombstones=tuple(c for c, r in order if r is None),
+                   **{name: tuple(items) for name, items in rest.items()})
+
+
 def case_id_for(event_id: str) -> str:
     """A case's id: uuid5 of the event that opened it (stable across replays)."""
     return stable_id(event_id)
@@ -721,6 +743,7 @@ __all__ = [
     "InvalidTransition",
     "Outputs",
     "Trigger",
+    "batch_outputs",
     "case_id_for",
     "handle_event",
     "handle_order_result",

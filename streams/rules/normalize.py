@@ -66,7 +66,7 @@ def parse_raw(topic: str, key: bytes | None, decoded: Decoded) -> RawRecord:
             f"wrong schema for {topic}: expected {model.avro_name}, got {decoded.schema}"
         )
     try:
-        record = model.from_avro(decoded.value)
+        record = model.from_fastavro(decoded.value)
     except ValidationError as err:
         raise InvalidMessage(f"invalid {model.__name__}: {explain(err)}") from None
     if not key:
@@ -172,4 +172,4 @@ def normalize_record(topic: str, key: bytes | None, decoded: Decoded
     """The whole stage for one record: validate, map, key. Returns (key, Avro-ready value)."""
     record = parse_raw(topic, key, decoded)
     event = to_canonical(record)
-    return event_key(event), event.to_avro()
+    return event_key(event), event.avro_dump()

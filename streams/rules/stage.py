@@ -135,7 +135,7 @@ class CaseStage:
         model = _MODELS[kind]
         decoded = self.codec.decode(value, expect=model.avro_name)
         try:
-            return model.from_avro(decoded.value)
+            return model.from_fastavro(decoded.value)
         except ValidationError as err:
             raise InvalidMessage(f"invalid {model.__name__}: {explain(err)}") from None
 

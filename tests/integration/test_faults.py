@@ -34,21 +34,21 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from connectors.scoring import score
 from connectors.sim_runner import publish_wave
-from connectors.simulator import SimConfig, iter_truth_lines, simulate
+from connectors.simulator import SimConfig, Simulation, iter_truth_lines, simulate
 from hub.broker.cluster import LocalCluster
 from hub.broker.local import free_port
 from hub.commands.cases import SCAN_TIME, send_ticks, ticks_for
 from hub.kafka_admin import wait_group_stable
 from schemas.codec import AvroCodec
 from schemas.dlq import DeadLetter
-from schemas.errors import RetriableError
+from schemas.errors import HubError, RetriableError
 from schemas.kafka import KafkaConnection
-from schemas.models import CaseState, OrderAction, SiasnOrderResult
-from schemas.topics import CASES, ORDERS_SIASN_RESULTS, dlq_topic, raw_topic
+from schemas.models import CanonicalEvent, CaseState, OrderAction, SiasnOrderResult
+from schemas.topics import CASES, EVENTS, ORDERS_SIASN_RESULTS, dlq_topic, raw_topic
 from streams.rules.escalation import order_id
 from tests.fixtures.kafka_tools import consume_until, produce
 from tests.fixtures.national_record import latest_cases
@@ -177,7 +177,12 @@ def test_the_pipeline_loses_and_duplicates_nothing_under_faults(cluster: LocalCl
             result = score(truth, latest_cases(rs).values())
             return result.events_missing == 0 and result.cases_found == len(truth)
 
-        cases = latest_cases(asyncio.run(consume_until(conn, [CASES], complete, timeout_s=400)))
+        try:
+            cases = latest_cases(asyncio.run(consume_until(conn, [CASES], complete,
+                                                           timeout_s=400)))
+        except AssertionError:
+            print(asyncio.run(_where_lost(conn, sim)))
+            raise
         merge = score(truth, cases.values())
         assert merge.precision >= 0.99 and merge.recall >= 0.98, merge.line()
         assert merge.wrong_state == 0 and merge.split_cases == 0, merge.line()
@@ -258,6 +263,52 @@ async def _answers(url: str) -> bool:
         return True
     except httpx.TransportError:
         return False
+
+
+async def _read_all(conn: KafkaConnection, topic: str) -> list[ConsumerRecord]:
+    """Every committed record of ``topic`` now (up to its end offsets)."""
+    consumer = AIOKafkaConsumer(topic, **conn.aiokafka_kwargs(), enable_auto_commit=False,
+                                group_id=f"test-trace-{uuid.uuid4().hex[:6]}",
+                                auto_offset_reset="earliest", isolation_level="read_committed")
+    await consumer.start()
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        ends = await consumer.end_offsets(parts)
+        records: list[ConsumerRecord] = []
+        while [tp for tp in parts if await consumer.position(tp) < ends[tp]]:
+            for recs in (await consumer.getmany(timeout_ms=1000)).values():
+                records.extend(recs)
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def _where_lost(conn: KafkaConnection, sim: Simulation) -> str:
+    """For a failed run: where each missing event stopped (raw topic, netral.events, a case)."""
+    codec = AvroCodec()
+    raw: dict[tuple[str, bytes], ConsumerRecord] = {}
+    for agency in {e.agency for e in sim.events}:
+        for r in await _read_all(conn, raw_topic(agency)):
+            raw[(agency, r.key)] = r
+    events: dict[str, ConsumerRecord] = {}
+    for r in await _read_all(conn, EVENTS):
+        try:
+            events[CanonicalEvent.from_avro(codec.decode(r.value).value).event_id] = r
+        except (HubError, ValueError):
+            continue
+    in_cases = {s.event_id for c in latest_cases(await _read_all(conn, CASES)).values()
+                for s in c.sources}
+    lines = []
+    for ev in sim.events:
+        if ev.record is None or ev.event_id in in_cases:
+            continue
+        r = raw.get((ev.agency, ev.record.source_id.encode()))
+        where = ("not on its raw topic" if r is None else
+                 f"raw {r.topic}[{r.partition}]@{r.offset}, " + (
+                     f"on netral.events @{events[ev.event_id].offset}, in no case"
+                     if ev.event_id in events else "not on netral.events"))
+        lines.append(f"  {ev.event_id}: {where}")
+    return f"{len(lines)} events of the wave in no case:\n" + "\n".join(lines[:60])
 
 
 def _result(rec: ConsumerRecord) -> SiasnOrderResult:

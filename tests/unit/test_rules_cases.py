@@ -20,12 +20,14 @@ from streams.rules.cases import (
     CaseBook,
     Outputs,
     PMap,
+    batch_outputs,
     case_id_for,
     handle_event,
     scan_deadlines,
 )
 from tests.unit.test_rules_factories import (
     CAL,
+    NIP_B,
     PILKADA,
     POLICIES,
     _event,
@@ -108,3 +110,23 @@ def test_two_runs_of_the_same_input_publish_identical_outputs() -> None:
     assert first == second
     ids = [t.transition_id for o in first for t in o.transitions]
     assert len(ids) == len(set(ids))
+
+
+def test_a_batch_publishes_each_case_once_in_its_last_version_and_every_transition() -> None:
+    t0 = at("2024-04-01")
+    book, parts = CaseBook(), []
+    other = report("r2", t0, ref="0002/Reg/LP/PB/32.73/10/2024", who=person(NIP_B))
+    for i, event in enumerate([report("r1", t0), other,
+                               review("r1:f", t0 + timedelta(days=1),
+                                      EventType.REVIEW_FORWARDED),
+                               recommended("rec", t0 + timedelta(days=2))]):
+        book, out = handle_event(book, event, t0 + timedelta(hours=i), CAL, POLICIES)
+        parts.append(out)
+    gone = Outputs(tombstones=(case_id_for("bawaslu:r2"),))
+    batch = batch_outputs([*parts, gone])
+    r1 = case_id_for("bawaslu:r1")
+    assert [c.case_id for c in batch.cases] == [r1]
+    assert batch.cases[0] == book.cases[r1]  # the last version, not an intermediate one
+    assert batch.tombstones == (case_id_for("bawaslu:r2"),)
+    assert batch.transitions == tuple(t for p in parts for t in p.transitions)
+    assert batch_outputs([gone, parts[1]]).cases == parts[1].cases  # re-created after a tombstone

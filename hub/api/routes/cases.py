@@ -203,7 +203,7 @@ def router() -> APIRouter:
             raise HTTPException(422, explain(err)) from None
         send: Send = request.app.state.send
         codec = request.app.state.codec
-        value = codec.encode(ReviewDecision.avro_name, decision.to_avro(), topic=COMMANDS)
+        value = codec.encode_record(decision, topic=COMMANDS)
         try:
             partition, offset = await send(COMMANDS, case_id.encode(), value)
         except RetriableError as err:

@@ -1,0 +1,84 @@
+"""A Faust consumer on which a message fetched before a rebalance cannot hide the ones after it.
+
+faust-streaming's drain loop (``Consumer._drain_messages``) hands each fetched message to the
+conductor, then records the message's offset as its partition's *read offset*, and silently drops
+any later message below that offset ("DROPPED MESSAGE ROFF"). Under load the hand-over waits
+(the stream's buffer is full), and a rebalance can happen meanwhile: the new assignment seeks the
+partition back to its committed offset C, and only then does the drain loop record the old
+message's offset X > C. The records C..X-1, fetched again, are all dropped; once later offsets
+are acked they are committed over, and the events are gone without a log line. The fault suite
+saw it (tests/integration/test_faults.py: 26 of 352 raw records never reached netral.events
+after a worker SIGKILL; faust-streaming issues #221 and #606 describe the same family).
+
+:class:`RebalanceSafeConsumer` keeps Faust's loop and refuses exactly that write: the read offset
+of a message fetched in an older consumer generation than the current one. Refusing is always
+safe: a lower read offset only lets records fetched again through (at-least-once, and every
+stage downstream drops a re-sent event by its id). The stream itself already skips such a
+message (it checks the generation), so the message is processed after the seek, in order.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP, AppT, Message
+
+log = logging.getLogger(__name__)
+
+
+class ReadOffsets(defaultdict[TP, int | None]):
+    """Faust's per-partition read offsets, refusing the drain loop's write for a stale message.
+
+    ``delivering`` holds, per partition, the offset and fetch generation of the message the
+    drain loop is handing over; its read-offset write (the next write of that offset) is refused
+    when the consumer generation moved on meanwhile. Seeks write other offsets, or go through
+    ``update`` (Faust's ``perform_seek``), and always land.
+    """
+
+    def __init__(self, app: AppT) -> None:
+        super().__init__(lambda: None)
+        self.app = app
+        self.delivering: dict[TP, tuple[int, int | None]] = {}
+        self.refused = 0
+
+    def __setitem__(self, tp: TP, offset: int | None) -> None:
+        pending = self.delivering.get(tp)
+        if pending is not None and pending[0] == offset:
+            del self.delivering[tp]
+            if pending[1] != self.app.consumer_generation_id:
+                self.refused += 1
+                log.warning("consumer: %s@%s was fetched before the rebalance; its read offset "
+                            "is not recorded (the seek to the committed offset stands)",
+                            tp, offset)
+                return
+        super().__setitem__(tp, offset)
+
+
+class RebalanceSafeConsumer(faust_aiokafka.Consumer):
+    """Faust's aiokafka consumer with :class:`ReadOffsets` in place of its plain dict."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        offsets = ReadOffsets(self.app)
+        self._read_offset = offsets
+        deliver: Callable[[Message], Awaitable[Any]] = self.callback
+
+        async def callback(message: Message) -> Any:
+            offsets.delivering[message.tp] = (message.offset, message.generation_id)
+            return await deliver(message)
+
+        self.callback = callback
+
+
+class RebalanceSafeTransport(faust_aiokafka.Transport):
+    Consumer = RebalanceSafeConsumer
+
+
+def use_rebalance_safe_consumer(app: faust.App) -> None:
+    """Give ``app`` the transport whose consumer is :class:`RebalanceSafeConsumer`."""
+    app.transport = RebalanceSafeTransport(app.conf.broker_consumer, app)
