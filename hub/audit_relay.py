@@ -77,7 +77,7 @@ class AuditRelay(KafkaRelay):
         for row in rows:
             record = entry_of(row)
             out.append(Pending(row.audit_id, AUDIT, record.entry_id,
-                               self.codec.encode(record.avro_name, record.to_avro(), topic=AUDIT)))
+                               self.codec.encode_record(record, topic=AUDIT)))
         return out
 
     def mark(self, sent: Sequence[tuple[Pending, RecordMetadata]]) -> None:

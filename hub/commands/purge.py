@@ -49,7 +49,7 @@ async def send_purge(conn: KafkaConnection, avro: AvroCodec, command: PurgeComma
     producer = AIOKafkaProducer(**conn.aiokafka_kwargs(), acks="all", enable_idempotence=True)
     try:
         await producer.start()
-        value = avro.encode(command.avro_name, command.to_avro(), topic=PURGE_COMMANDS)
+        value = avro.encode_record(command, topic=PURGE_COMMANDS)
         await (await producer.send(PURGE_COMMANDS, key=command.command_id.encode(), value=value))
     except KafkaError as err:
         raise kafka_failure(err, conn, f"send the purge command to {PURGE_COMMANDS} (the "
