@@ -8,9 +8,11 @@ would drop the re-fetched C..X-1. The real Faust app and consumer class, no brok
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import faust
 import pytest
-from faust.types import TP
+from faust.types import TP, Message
 
 from schemas.kafka import KafkaConnection
 from streams.app import create_app
@@ -52,9 +54,34 @@ def test_faust_seeks_through_update_always_land(app: faust.App) -> None:
     assert offsets[P] == 41 and offsets.refused == 0
 
 
-def test_the_worker_app_uses_the_safe_consumer(tmp_path: object) -> None:
-    cfg = StreamsConfig(app_id="test-rebalance-app", data_dir=tmp_path,  # type: ignore[arg-type]
+def _worker_app(tmp_path: Path) -> faust.App:
+    cfg = StreamsConfig(app_id="test-rebalance-app", data_dir=tmp_path,
                         kafka=KafkaConnection(bootstrap="127.0.0.1:1", client_id="t"))
-    app = create_app(cfg)
+    return create_app(cfg)
+
+
+def _message(offset: int, generation: int) -> Message:
+    return Message(P.topic, P.partition, offset, 0.0, 0, None, b"k", b"v", None, tp=P,
+                   generation_id=generation)
+
+
+def test_the_worker_app_uses_the_safe_consumer(tmp_path: Path) -> None:
+    app = _worker_app(tmp_path)
     assert isinstance(app.consumer, RebalanceSafeConsumer)
     assert isinstance(app.consumer._read_offset, ReadOffsets)
+
+
+def test_a_message_the_stream_skipped_is_not_committable(tmp_path: Path) -> None:
+    """Faust acks what the stream skips (older generation, flow suspended): not recorded."""
+    app = _worker_app(tmp_path)
+    consumer = app.consumer
+    app.topics._acking_topics.add(P.topic)  # as the conductor does once the agents subscribe
+    app.consumer_generation_id = 2
+    app.flow_control.resume()
+    assert consumer.ack(_message(0, 1)) is False  # fetched before the rebalance
+    app.flow_control.suspend()
+    assert consumer.ack(_message(1, 2)) is False  # taken while recovery holds the flow
+    assert not consumer._acked[P]
+    app.flow_control.resume()
+    assert consumer.ack(_message(2, 2)) is True  # processed in the current generation
+    assert consumer._acked[P] == [2]
