@@ -21,8 +21,10 @@ produced to the five raw topics before anything reads it. Measured, in this orde
   out and restarted at once; seconds from the kill until every case of the wave is out, and
   until the group's lag (``hub.lag.read_lag``) is zero;
 - deadline -> SIASN: the calendar walked one deadline tick at a time (``ticks_for`` /
-  ``send_ticks``) over the days on which some escalation step falls due by the cases'
-  ``next_deadline`` on netral.cases (a scan on any other day changes nothing). A tick is done
+  ``send_ticks``), from the day after the cases stage's clock (the latest case update: every
+  deadline passed by then falls due on that first tick), over the days on which some
+  escalation step falls due by the cases' ``next_deadline`` on netral.cases (a scan on any
+  other day changes nothing). A tick is done
   when the worker's group has committed past it and netral.cases is quiet; per NIP that tick
   blocked: the mock's effect time (``/_test/effects`` ``at``) minus the tick's ack time. Steps
   predicted due that the tick did not take are counted (the cases stage stamps its own steps
@@ -76,7 +78,7 @@ from streams.rules.cases import case_id_for
 from streams.rules.escalation import NEXT_STEP, due_step
 from streams.rules.normalize import normalize_record
 from streams.rules.policy import load_policies
-from streams.rules.stage import CaseStage, InputKind
+from streams.rules.stage import CaseStage, InputKind, jakarta_date
 from tests.fixtures.national_record import latest_cases
 
 from .cases import OUT, RAW_TOPICS, plain_loop, watch_cases
@@ -717,6 +719,7 @@ class Walk:
     unmoved_blocks: int = 0  # of which due for a BLOCK (not blocked after their tick)
     first: date | None = None
     last: date | None = None
+    clock: date | None = None  # the day of the cases stage's clock when the walk began
     stopped: str = "no step left to fall due"
 
 
@@ -804,9 +807,14 @@ async def walk_deadlines(conn: KafkaConnection, siasn: str, group: str) -> Walk:
     await admin.start()
     ticks_tp = TopicPartition(DEADLINE_TICKS, 0)
     began, idle = time.monotonic(), 0
+    # The stage's clock (its latest input time) is at least every case's updated_at. A tick
+    # before it runs at the clock's instant, not its own, and two steps of one case at one
+    # instant fold in the wrong order (module docstring): the walk starts the day after.
+    clock = max((c.updated_at for c in view.cases.values()), default=None)
+    walk.clock = jakarta_date(clock) if clock else None
     try:
         async with httpx.AsyncClient(base_url=siasn, timeout=10) as client:
-            day: date | None = None
+            day: date | None = walk.clock
             while todo := escalating(view.cases):
                 if time.monotonic() - began > WALK_BUDGET_S:
                     walk.stopped = f"budget of {WALK_BUDGET_S:.0f} s spent"
@@ -872,7 +880,8 @@ def deadlines(res: Results, conn: KafkaConnection, siasn_port: int, group: str) 
              "seen at SIASN)",
              f"{len(walk.waits)} of the {walk.blocks_due} NIPs their tick blocked seen at SIASN "
              f"within {DAY_WAIT_S:.0f} s ({walk.not_seen} not); {walk.ticks} ticks one at a "
-             f"time ({span}), {walk.block_days} with a BLOCK; {walk.unmoved} steps predicted "
+             f"time ({span}, from the day after the stage's clock, {walk.clock}), "
+             f"{walk.block_days} with a BLOCK; {walk.unmoved} steps predicted "
              f"due (next_deadline on netral.cases) that their tick did not take, "
              f"{walk.unmoved_blocks} of them BLOCKs; {walk.stalled_days} ticks not committed "
              f"within {DAY_WAIT_S:.0f} s; stopped: {walk.stopped}"))
