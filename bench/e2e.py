@@ -650,10 +650,12 @@ def _run(res: Results, conn: KafkaConnection, hub: Hub, home: Path, db: str, cas
         if out_at_kill >= len(wave3.case_ids) // 3:
             break
         time.sleep(0.2)
-    behind = asyncio.run(lag_of(conn, app))
     killed, killed_mono = time.time(), time.monotonic()
     hub.stop("worker", signal.SIGKILL)
     hub.worker("worker", app)
+    # Read after the kill, not before: reading takes seconds, in which a small wave could be
+    # finished (a negative recovery). The restarted worker commits nothing for seconds yet.
+    behind = asyncio.run(lag_of(conn, app))
     try:
         out_last, out_n = asyncio.run(watch(conn, before + len(wave3.case_ids), timeout_s=240))
         res.add(("recovery: SIGKILL mid-stream + immediate restart -> every case of the wave out",
