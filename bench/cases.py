@@ -28,6 +28,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from connectors.samples import sample_reports
 from connectors.simulator import SimConfig, simulate
+from hub.commands.up import stop_process
 from hub.kafka_admin import create_topics, wait_group_stable
 from schemas.codec import AvroCodec
 from schemas.kafka import KafkaConnection
@@ -158,9 +159,8 @@ class Worker:
         return time.perf_counter() - spawned
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=120)
+        if self.proc is not None:
+            stop_process(self.proc, timeout_s=120)  # SIGTERM, then SIGKILL: never an orphan
 
 
 def run(cases: int = 3000) -> list[Row]:

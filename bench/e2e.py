@@ -12,21 +12,32 @@ produced to the five raw topics before anything reads it. Measured, in this orde
 - run 1: one worker + the SQL sink over W until every case of netral.cases is a row in SQL
   (and, as the scaling row, until the last CaseRecord); py-spy samples the worker meanwhile;
   its RSS right after ready and after the wave gives RSS per case;
-- latency: a second wave produced at a fixed rate; every 4th report that opens a case (and has
-  no duplicate report close behind it) is polled on ``GET /v1/cases/{case_id}`` every 0.2 s,
-  from its produce until 200;
+- latency: a second wave produced at a fixed rate, by default 45% of run 1's end-to-end rate (a
+  load the pipeline sustains, so the figure is latency rather than queueing; a rate given on the
+  command line is used as is); every 4th report that opens a case (and has no duplicate report
+  close behind it) is polled on ``GET /v1/cases/{case_id}`` every 0.2 s, from its produce until
+  200 or for at most 60 s; p50/p99 over the cases seen, and how many were not;
 - recovery: a third wave produced in one go, the worker SIGKILLed once a third of its cases are
   out and restarted at once; seconds from the kill until every case of the wave is out, and
   until the group's lag (``hub.lag.read_lag``) is zero;
+- deadline -> SIASN: the calendar walked one deadline tick at a time (``ticks_for`` /
+  ``send_ticks``), from the day after the cases stage's clock (the latest case update: every
+  deadline passed by then falls due on that first tick), over the days on which some
+  escalation step falls due by the cases' ``next_deadline`` on netral.cases (a scan on any
+  other day changes nothing). A tick is done
+  when the worker's group has committed past it and netral.cases is quiet; per NIP that tick
+  blocked: the mock's effect time (``/_test/effects`` ``at``) minus the tick's ack time. Steps
+  predicted due that the tick did not take are counted (the cases stage stamps its own steps
+  with its clock, the latest input time, so after an input of today, e.g. a SIASN result, two
+  steps of one case can share an instant and fold in the wrong order: README, bench section);
 - restore: the worker stopped, one new report produced, the worker restarted; seconds from spawn
-  until that report is a case (the journal of every case so far recovered from its changelog);
-- deadline -> SIASN: one tick per day from the first PPK deadline on, produced in one burst;
-  the mock's effect time of every BLOCK minus the time the burst was flushed.
+  until that report is a case (the journal of every case so far recovered from its changelog).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -38,7 +49,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -53,19 +64,21 @@ from hub.api.access import Role, add_monitor_key
 from hub.broker.cluster import LocalCluster
 from hub.broker.local import free_port
 from hub.commands.cases import SCAN_TIME, send_ticks, ticks_for
+from hub.commands.up import stop_process
 from hub.kafka_admin import create_topics, group_members
 from hub.lag import read_lag
 from hub.settings import NetralSettings
 from schemas.codec import AvroCodec
 from schemas.errors import ConfigError
 from schemas.kafka import KafkaConnection
-from schemas.models import CanonicalEvent, CaseRecord, CaseState, EventType
-from schemas.topics import CASES, EVENTS, TopicSpec, catalogue, raw_topic
+from schemas.models import CanonicalEvent, CaseRecord, EscalationStep, EventType
+from schemas.topics import CASES, DEADLINE_TICKS, EVENTS, TopicSpec, catalogue, raw_topic
 from streams.rules.calendar import default_calendar
 from streams.rules.cases import case_id_for
+from streams.rules.escalation import NEXT_STEP, due_step
 from streams.rules.normalize import normalize_record
 from streams.rules.policy import load_policies
-from streams.rules.stage import CaseStage, InputKind
+from streams.rules.stage import CaseStage, InputKind, jakarta_date
 from tests.fixtures.national_record import latest_cases
 
 from .cases import OUT, RAW_TOPICS, plain_loop, watch_cases
@@ -77,6 +90,12 @@ POLL_S = 0.2
 PYSPY_S = 15
 LAG_WAIT_S = 60.0
 KILL_WAIT_S = 60.0
+LATENCY_SHARE = 0.45  # latency wave rate: this share of run 1's end-to-end events/s
+CASE_WAIT_S = 60.0  # latency: how long one sampled case is polled before it counts as not seen
+DAY_WAIT_S = 120.0  # deadline walk: how long one tick's cases and blocks are waited for
+WALK_BUDGET_S = 900.0  # deadline walk: no new tick after this long
+QUIET_S = 3.0  # deadline walk: a tick is done once netral.cases has been quiet this long
+IDLE_TICKS = 10  # deadline walk: stop after this many ticks in a row that moved nothing
 
 
 @dataclass
@@ -148,18 +167,28 @@ class Hub:
         return self.start(name, "worker", NETRAL_WORKER_APP_ID=app_id)
 
     def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
+        """Signal one process and wait; SIGKILL it if it has not exited within 60 s."""
         proc = self.procs.pop(name)
-        if proc.poll() is None:
+        if sig == signal.SIGTERM:
+            stop_process(proc, timeout_s=60)
+        elif proc.poll() is None:
             proc.send_signal(sig)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=30)
+            proc.wait(timeout=60)
 
     def stop_all(self) -> None:
+        """Every process still running, each one stopped whatever happens to the others."""
         for name in list(self.procs):
-            self.stop(name)
+            try:
+                self.stop(name)
+            finally:
+                self.procs.pop(name, None)
+
+    def tail(self, *names: str, lines: int = 15) -> None:
+        """The last lines of some processes' logs, on stderr (why a figure is missing)."""
+        for name in names:
+            path = self.logs / f"{name}.log"
+            text = path.read_text(errors="replace").splitlines()[-lines:] if path.exists() else []
+            note(f"--- last {len(text)} lines of {name}.log ---\n" + "\n".join(text))
 
 
 def rss_mb(pid: int) -> float:
@@ -371,9 +400,21 @@ async def read_cases(conn: KafkaConnection) -> dict[str, CaseRecord]:
         await consumer.stop()
 
 
-async def latency(conn: KafkaConnection, wave: Wave, rate: float, api: str,
-                  key: str) -> tuple[list[float], int]:
-    """Produce ``wave`` at ``rate``/s; latencies (s) of the sampled case openers via the API.
+@dataclass
+class Seen:
+    """Latencies (s) of the sampled cases seen, and the last answer of each one never seen."""
+
+    latencies: list[float] = field(default_factory=list)
+    unseen: dict[str, int] = field(default_factory=dict)  # case id -> last HTTP status
+
+    @property
+    def sampled(self) -> int:
+        return len(self.latencies) + len(self.unseen)
+
+
+async def latency(conn: KafkaConnection, wave: Wave, rate: float, api: str, key: str) -> Seen:
+    """Produce ``wave`` at ``rate``/s; latencies of the sampled case openers via the API, each
+    polled from its produce until 200 or for ``CASE_WAIT_S``.
 
     A sampled opener is a report whose case has no other report within 2 s of production after
     it: the stream reads five topics, and a duplicate close behind could overtake it and open
@@ -389,25 +430,30 @@ async def latency(conn: KafkaConnection, wave: Wave, rate: float, api: str,
             eligible += 1
             if eligible % SAMPLE_EVERY == 0:
                 openers[i] = cid
-    pending: dict[str, float] = {}
-    lat: list[float] = []
+    pending: dict[str, float] = {}  # case id -> epoch s of its produce
+    seen = Seen()
+    last: dict[str, int] = {}
     producing = True
 
     async def poll() -> None:
         async with httpx.AsyncClient(base_url=api, headers={"X-API-Key": key},
                                      timeout=10) as client:
-            give_up = None
             while producing or pending:
-                if not producing and give_up is None:
-                    give_up = time.monotonic() + 120
-                if give_up is not None and time.monotonic() > give_up:
-                    return
                 for cid, at in list(pending.items()):
-                    r = await client.get(f"/v1/cases/{cid}")
-                    if r.status_code in (401, 403):
-                        raise RuntimeError(f"the API refused the bench's key: {r.text}")
-                    if r.status_code == 200:
-                        lat.append(time.time() - at)
+                    try:
+                        r = await client.get(f"/v1/cases/{cid}")
+                    except httpx.TimeoutException:
+                        last[cid] = 0  # no answer within 10 s
+                    else:
+                        if r.status_code in (401, 403):
+                            raise RuntimeError(f"the API refused the bench's key: {r.text}")
+                        last[cid] = r.status_code
+                        if r.status_code == 200:
+                            seen.latencies.append(time.time() - at)
+                            del pending[cid]
+                            continue
+                    if time.time() - at > CASE_WAIT_S:
+                        seen.unseen[cid] = last[cid]
                         del pending[cid]
                 await asyncio.sleep(POLL_S)
 
@@ -428,9 +474,16 @@ async def latency(conn: KafkaConnection, wave: Wave, rate: float, api: str,
         await producer.flush()
     finally:
         await producer.stop()
-    producing = False
+        producing = False
     await poller
-    return lat, len(pending)
+    return seen
+
+
+def spread(values: list[float], unit: str = "s") -> str:
+    """``p50 X, p99 Y`` over what was measured, or a sentence saying nothing was."""
+    if not values:
+        return "none measured"
+    return f"p50 {pct(values, 50):.2f} {unit}, p99 {pct(values, 99):.2f} {unit}"
 
 
 def pct(values: list[float], q: float) -> float:
@@ -458,7 +511,7 @@ def note(text: str) -> None:
     print(f"{datetime.now():%H:%M:%S} bench.e2e: {text}", file=sys.stderr, flush=True)
 
 
-def run(cases: int = 600, rate: float = 150.0) -> Results:
+def run(cases: int = 600, rate: float | None = None) -> Results:
     res = Results()
     with tempfile.TemporaryDirectory(prefix="netral-bench-e2e-") as tmp:
         home = Path(tmp)
@@ -483,7 +536,7 @@ def run(cases: int = 600, rate: float = 150.0) -> Results:
 
 
 def _run(res: Results, conn: KafkaConnection, hub: Hub, home: Path, db: str, cases: int,
-         rate: float, siasn_port: int, api_port: int) -> None:
+         rate: float | None, siasn_port: int, api_port: int) -> None:
     asyncio.run(make_topics(conn, keep_raw=False))
     wave = make_wave(cases, seed=5)
     total, made = len(wave.events), len(wave.case_ids)
@@ -533,9 +586,12 @@ def _run(res: Results, conn: KafkaConnection, hub: Hub, home: Path, db: str, cas
          "--duration", str(PYSPY_S), "--rate", "100", "--nonblocking", "--format", "raw",
          "--output", str(home / "pyspy.txt")], stdout=subprocess.DEVNULL,
         stderr=(home / "pyspy.log").open("wb"))
-    last, in_sql, n_cases = asyncio.run(run1(conn, db, made))
-    rss1 = rss_mb(worker.pid)
-    spy.wait(timeout=PYSPY_S + 60)
+    try:
+        last, in_sql, n_cases = asyncio.run(run1(conn, db, made))
+        rss1 = rss_mb(worker.pid)
+        spy.wait(timeout=PYSPY_S + 60)
+    finally:
+        stop_process(spy, timeout_s=10)  # ends on its own after PYSPY_S; not on a failure path
     if (home / "pyspy.txt").exists():
         res.profile = pyspy_top(home / "pyspy.txt")
     else:
@@ -559,12 +615,26 @@ def _run(res: Results, conn: KafkaConnection, hub: Hub, home: Path, db: str, cas
 
     # latency at a fixed rate, then deadline -> SIASN
     wave2 = make_wave(max(cases // 2, 50), seed=21)
-    lat, lost = asyncio.run(latency(conn, wave2, rate, api, key))
-    res.add((f"produce -> case visible on GET /v1/cases/{{id}} at {rate:.0f} "
-                        f"events/s ({len(wave2.events)} events)",
-                        f"p50 {pct(lat, 50):.2f} s, p99 {pct(lat, 99):.2f} s",
-                        f"{len(lat)} sampled case openers (every {SAMPLE_EVERY}th), polled every "
-                        f"{POLL_S}s; {lost} never seen"))
+    if rate is None:
+        rate = LATENCY_SHARE * e2e.rate
+        why = (f"{LATENCY_SHARE:.0%} of run 1's {e2e.rate:.0f} events/s end to end: a load the "
+               "pipeline sustains")
+    else:
+        why = f"given on the command line; run 1 sustained {e2e.rate:.0f} events/s"
+    seen = asyncio.run(latency(conn, wave2, rate, api, key))
+    answers = Counter(seen.unseen.values())
+    res.add((f"produce -> case visible on GET /v1/cases/{{id}} at {rate:.0f} events/s ({why}; "
+             f"{len(wave2.events)} events)",
+             spread(seen.latencies) if seen.latencies
+             else f"none of {seen.sampled} seen within {CASE_WAIT_S:.0f} s",
+             f"{len(seen.latencies)} of {seen.sampled} sampled case openers (every "
+             f"{SAMPLE_EVERY}th) seen, polled every {POLL_S} s for up to {CASE_WAIT_S:.0f} s "
+             f"each; {len(seen.unseen)} not seen"
+             + (" (last answers: " + ", ".join(f"{c or 'timeout'} x{n}"
+                                              for c, n in answers.most_common()) + ")"
+                if answers else "")))
+    if seen.unseen:
+        hub.tail("api", "sql-sink", "worker")
     asyncio.run(watch(conn, n_cases + len(wave2.case_ids)))
     now = asyncio.run(read_cases(conn))
 
@@ -580,10 +650,12 @@ def _run(res: Results, conn: KafkaConnection, hub: Hub, home: Path, db: str, cas
         if out_at_kill >= len(wave3.case_ids) // 3:
             break
         time.sleep(0.2)
-    behind = asyncio.run(lag_of(conn, app))
     killed, killed_mono = time.time(), time.monotonic()
     hub.stop("worker", signal.SIGKILL)
     hub.worker("worker", app)
+    # Read after the kill, not before: reading takes seconds, in which a small wave could be
+    # finished (a negative recovery). The restarted worker commits nothing for seconds yet.
+    behind = asyncio.run(lag_of(conn, app))
     try:
         out_last, out_n = asyncio.run(watch(conn, before + len(wave3.case_ids), timeout_s=240))
         res.add(("recovery: SIGKILL mid-stream + immediate restart -> every case of the wave out",
@@ -609,6 +681,10 @@ def _run(res: Results, conn: KafkaConnection, hub: Hub, home: Path, db: str, cas
                  f"wave: {len(wave3.events)} events; 3 brokers (384 MiB heap each), RF 3, "
                  f"min ISR 2, 4 partitions")
 
+    # deadline -> SIASN, before the restore's probe: a report of today would move the cases
+    # stage's clock past the walked calendar (see walk_deadlines)
+    deadlines(res, conn, siasn_port, app)
+
     # restore: stop, one new report, restart until it is a case
     n_all = len(asyncio.run(read_cases(conn)))
     hub.stop("worker")
@@ -629,42 +705,188 @@ def _run(res: Results, conn: KafkaConnection, hub: Hub, home: Path, db: str, cas
              f"{restore:.1f} s", f"{restore / n_all * 1000:.2f} s per 1,000 cases"),
             ("restore of 1M cases (EXTRAPOLATION, linear, start-up included)",
              f"{restore / n_all * 1_000_000 / 60:.0f} min", "per-1,000 figure x 1,000"))
-    deadlines(res, conn, siasn_port)
 
 
-def deadlines(res: Results, conn: KafkaConnection, siasn_port: int) -> None:
-    """Daily ticks from the first PPK deadline on, in one burst; each BLOCK's wait at SIASN."""
-    now = asyncio.run(read_cases(conn))
-    overdue = [c for c in now.values()
-               if c.state is CaseState.RECOMMENDED and c.person.nip and c.next_deadline]
-    if overdue:
-        first = min(c.next_deadline for c in overdue if c.next_deadline)
-        ticks = ticks_for(datetime.combine(first, SCAN_TIME), first + timedelta(days=120),
-                          "bench")
-        asyncio.run(send_ticks(conn, AvroCodec(), ticks))
-        sent = time.time()
-        nips = {c.person.nip for c in overdue if c.person.nip}
-        blocks = asyncio.run(wait_blocks(f"http://127.0.0.1:{siasn_port}", nips))
-        waits = [datetime.fromisoformat(b).timestamp() - sent for b in blocks]
-        res.add(("passed deadline (tick produced) -> SIASN block call",
-                            f"p50 {pct(waits, 50):.2f} s, p99 {pct(waits, 99):.2f} s",
-                            f"{len(ticks)} daily ticks in one burst; {len(waits)} blocks "
-                            f"of {len(nips)} overdue"))
+@dataclass
+class Walk:
+    """What the deadline walk saw: seconds from a tick's ack to each BLOCK effect, and counts."""
+
+    waits: list[float] = field(default_factory=list)
+    ticks: int = 0
+    block_days: int = 0
+    blocks_due: int = 0
+    not_seen: int = 0  # BLOCKs due whose effect did not come within DAY_WAIT_S
+    stalled_days: int = 0  # ticks that moved none of their due cases within DAY_WAIT_S
+    unmoved: int = 0  # cases predicted due that the tick did not move on
+    unmoved_blocks: int = 0  # of which due for a BLOCK (not blocked after their tick)
+    first: date | None = None
+    last: date | None = None
+    clock: date | None = None  # the day of the cases stage's clock when the walk began
+    stopped: str = "no step left to fall due"
 
 
-async def wait_blocks(siasn: str, nips: set[str], timeout_s: float = 300) -> list[str]:
-    """The mock's effect time of the first BLOCK of each NIP, once every NIP is blocked."""
-    deadline = time.monotonic() + timeout_s
-    async with httpx.AsyncClient(base_url=siasn, timeout=10) as client:
+class CaseView:
+    """netral.cases as it is now: a consumer from the beginning that keeps each case's latest
+    version (read_committed), for the walk to see the worker's answer to each tick."""
+
+    def __init__(self, conn: KafkaConnection) -> None:
+        self.consumer = AIOKafkaConsumer(**conn.aiokafka_kwargs(), enable_auto_commit=False,
+                                         isolation_level="read_committed", group_id=None)
+        self.cases: dict[str, CaseRecord] = {}
+        self.changed_at = time.monotonic()  # when a record last came
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        spec = next(s for s in SPECS if s.name == CASES)
+        parts = [TopicPartition(CASES, p) for p in range(spec.partition_count(4))]
+        self.consumer.assign(parts)
+        await self.consumer.seek_to_beginning(*parts)
+        ends = await self.consumer.end_offsets(parts)
+        while [tp for tp in parts if await self.consumer.position(tp) < ends[tp]]:
+            await self._take(500)
+        self._task = asyncio.create_task(self._follow())
+
+    async def _take(self, timeout_ms: int) -> None:
+        for recs in (await self.consumer.getmany(timeout_ms=timeout_ms,
+                                                 max_records=10_000)).values():
+            self.changed_at = time.monotonic()
+            for rec in recs:  # in offset order: a tombstone (a case merged away) removes it
+                cid = rec.key.decode() if rec.key else ""
+                if rec.value is None:
+                    self.cases.pop(cid, None)
+                    continue
+                for case in latest_cases([rec]).values():
+                    if cid not in self.cases or case.version >= self.cases[cid].version:
+                        self.cases[cid] = case
+
+    async def _follow(self) -> None:
         while True:
-            effects = (await client.get("/_test/effects")).json()["effects"]
-            at: dict[str, str] = {}
-            for e in effects:
-                if e["action"] == "BLOCK" and e["nip"] in nips:
-                    at.setdefault(e["nip"], e["at"])
-            if set(at) >= nips or time.monotonic() > deadline:
-                return list(at.values())
-            await asyncio.sleep(0.5)
+            await self._take(100)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.consumer.stop()
+
+
+def escalating(cases: dict[str, CaseRecord]) -> list[CaseRecord]:
+    """Cases with an escalation step still to fall due (a BLOCK needs a NIP to be taken)."""
+    return [c for c in cases.values()
+            if c.next_deadline is not None and due_step(c, date.max) is not None
+            and not (NEXT_STEP[c.state] is EscalationStep.BLOCK and c.person.nip is None)]
+
+
+async def block_effects(client: httpx.AsyncClient) -> dict[str, float]:
+    """Epoch s of each NIP's first BLOCK effect at the mock SIASN."""
+    at: dict[str, float] = {}
+    for e in (await client.get("/_test/effects")).json()["effects"]:
+        if e["action"] == "BLOCK":
+            at.setdefault(e["nip"], datetime.fromisoformat(e["at"]).timestamp())
+    return at
+
+
+async def committed(admin: AIOKafkaAdminClient, group: str, tp: TopicPartition) -> int:
+    """The group's committed offset on ``tp`` (-1 when none)."""
+    offsets = await admin.list_consumer_group_offsets(group, partitions=[tp])
+    meta = offsets.get(tp)
+    return meta.offset if meta is not None else -1
+
+
+async def walk_deadlines(conn: KafkaConnection, siasn: str, group: str) -> Walk:
+    """Tick day by day through the days on which a step falls due; time each BLOCK.
+
+    A tick is done once the worker's group has committed past it (its outputs are acked by
+    then) and netral.cases has been quiet for ``QUIET_S``; the BLOCKs it caused (cases due for
+    a BLOCK that are now blocked) are then waited for at the mock, at most ``DAY_WAIT_S``.
+    """
+    walk, codec = Walk(), AvroCodec()
+    view = CaseView(conn)
+    await view.start()
+    admin = AIOKafkaAdminClient(**conn.aiokafka_kwargs(), request_timeout_ms=30000)
+    await admin.start()
+    ticks_tp = TopicPartition(DEADLINE_TICKS, 0)
+    began, idle = time.monotonic(), 0
+    # The stage's clock (its latest input time) is at least every case's updated_at. A tick
+    # before it runs at the clock's instant, not its own, and two steps of one case at one
+    # instant fold in the wrong order (module docstring): the walk starts the day after.
+    clock = max((c.updated_at for c in view.cases.values()), default=None)
+    walk.clock = jakarta_date(clock) if clock else None
+    try:
+        async with httpx.AsyncClient(base_url=siasn, timeout=10) as client:
+            day: date | None = walk.clock
+            while todo := escalating(view.cases):
+                if time.monotonic() - began > WALK_BUDGET_S:
+                    walk.stopped = f"budget of {WALK_BUDGET_S:.0f} s spent"
+                    break
+                if idle >= IDLE_TICKS:
+                    walk.stopped = (f"{IDLE_TICKS} ticks in a row moved no case on, "
+                                    f"{len(todo)} cases still due")
+                    break
+                nxt = min(c.next_deadline for c in todo if c.next_deadline)
+                day = nxt if day is None else max(day + timedelta(days=1), nxt)
+                due = {c.case_id: c.version for c in todo if due_step(c, day) is not None}
+                blocked = await block_effects(client)
+                to_block = {c.case_id: c.person.nip for c in todo
+                            if c.case_id in due and c.person.nip
+                            and NEXT_STEP[c.state] is EscalationStep.BLOCK
+                            and c.person.nip not in blocked}
+                ticks = ticks_for(datetime.combine(day, SCAN_TIME), day, "bench")
+                offset = (await view.consumer.end_offsets([ticks_tp]))[ticks_tp]
+                await send_ticks(conn, codec, ticks)
+                sent = time.time()
+                walk.ticks += len(ticks)
+                walk.first, walk.last = walk.first or day, day
+                deadline = time.monotonic() + DAY_WAIT_S
+                while await committed(admin, group, ticks_tp) <= offset:
+                    if time.monotonic() > deadline:
+                        walk.stalled_days += 1
+                        break
+                    await asyncio.sleep(0.2)
+                while time.monotonic() - view.changed_at < QUIET_S and \
+                        time.monotonic() < deadline:
+                    await asyncio.sleep(0.2)
+                moved = {cid for cid, v in due.items()
+                         if cid not in view.cases or view.cases[cid].version > v}
+                walk.unmoved += len(due) - len(moved)
+                idle = 0 if moved else idle + 1
+                nips = {nip for cid, nip in to_block.items()
+                        if cid in view.cases and view.cases[cid].blocked}
+                walk.blocks_due += len(nips)
+                walk.block_days += bool(nips)
+                walk.unmoved_blocks += len(set(to_block.values()) - nips)
+                while nips - set(blocked) and time.monotonic() < deadline:
+                    await asyncio.sleep(0.2)
+                    blocked = await block_effects(client)
+                walk.waits += [blocked[n] - sent for n in nips if n in blocked]
+                walk.not_seen += len(nips - set(blocked))
+                if walk.ticks % 10 == 0 or nips:
+                    note(f"deadline walk: tick {walk.ticks} ({day}): {len(moved)}/{len(due)} "
+                         f"cases moved on, {len(nips & set(blocked))}/{len(nips)} BLOCKs "
+                         f"({len(to_block)} predicted), {time.time() - sent:.1f} s")
+    finally:
+        await admin.close()
+        await view.stop()
+    return walk
+
+
+def deadlines(res: Results, conn: KafkaConnection, siasn_port: int, group: str) -> None:
+    """The deadline walk's figure: passed deadline (tick) -> BLOCK effective at SIASN."""
+    walk = asyncio.run(walk_deadlines(conn, f"http://127.0.0.1:{siasn_port}", group))
+    span = f"{walk.first} .. {walk.last}" if walk.first else "no day"
+    res.add(("passed deadline (tick acked) -> BLOCK effective at the mock SIASN",
+             spread(walk.waits) if walk.waits else
+             f"none measured ({walk.blocks_due} blocked by their tick, {walk.not_seen} not "
+             "seen at SIASN)",
+             f"{len(walk.waits)} of the {walk.blocks_due} NIPs their tick blocked seen at SIASN "
+             f"within {DAY_WAIT_S:.0f} s ({walk.not_seen} not); {walk.ticks} ticks one at a "
+             f"time ({span}, from the day after the stage's clock, {walk.clock}), "
+             f"{walk.block_days} with a BLOCK; {walk.unmoved} steps predicted "
+             f"due (next_deadline on netral.cases) that their tick did not take, "
+             f"{walk.unmoved_blocks} of them BLOCKs; {walk.stalled_days} ticks not committed "
+             f"within {DAY_WAIT_S:.0f} s; stopped: {walk.stopped}"))
 
 
 def table(res: Results) -> str:
@@ -679,5 +901,5 @@ def table(res: Results) -> str:
 
 if __name__ == "__main__":
     size = int(sys.argv[1]) if len(sys.argv) > 1 else 600
-    rate_arg = float(sys.argv[2]) if len(sys.argv) > 2 else 150.0
+    rate_arg = float(sys.argv[2]) if len(sys.argv) > 2 else None  # default: from run 1
     print(table(run(size, rate_arg)))

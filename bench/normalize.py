@@ -25,6 +25,7 @@ import fastavro
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from connectors.samples import sample_reports
+from hub.commands.up import stop_process
 from hub.kafka_admin import create_topics, wait_group_stable
 from schemas.codec import AvroCodec, default_store
 from schemas.kafka import KafkaConnection
@@ -112,8 +113,7 @@ def faust_worker(conn: KafkaConnection, home: Path, total: int) -> tuple[float, 
         first, last = asyncio.run(count_until(conn, EVENTS, total, timeout_s=1800))
         return ready, first, last
     finally:
-        proc.terminate()
-        proc.wait(timeout=60)
+        stop_process(proc, timeout_s=60)  # SIGTERM, then SIGKILL: never an orphan
         log.close()
 
 

@@ -32,7 +32,7 @@ SECTIONS = [
      "(same broker, same data)", "python -m bench.sinks 3000 500"),
     ("bench.e2e", "End to end on a local 3-node cluster: raw -> SQL -> API -> SIASN, latency, "
      "recovery, RSS, restore, scaling (against a plain aiokafka loop, same cluster and wave)",
-     "python -m bench.e2e 600 150"),
+     "python -m bench.e2e 600"),
 ]
 PACKAGES = ["faust-streaming", "aiokafka", "fastavro", "pydantic", "SQLAlchemy"]
 

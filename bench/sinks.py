@@ -47,6 +47,7 @@ from sqlalchemy import Engine, func, insert, select
 from connectors.samples import random_nip
 from hub.bootstrap import siasn_config, siasn_runner_options
 from hub.broker.local import free_port
+from hub.commands.up import stop_process
 from hub.kafka_admin import create_topics
 from hub.settings import NetralSettings
 from schemas import regions
@@ -291,9 +292,7 @@ class MockProcess:
         return len(self.test_api("GET", "effects")["effects"])
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=30)
+        stop_process(self.proc, timeout_s=30)  # SIGTERM, then SIGKILL: never an orphan
 
 
 async def plain_siasn(url: str, orders: list[SiasnOrder], concurrency: int) -> float:

@@ -82,6 +82,9 @@ class NetralSettings(BaseSettings):
     worker_web_port: int = Field(6066, ge=0, le=65535)
     worker_batch_size: int = Field(500, ge=1, le=100_000)
     worker_batch_within_s: float = Field(0.05, gt=0)
+    worker_stop_timeout_s: float = Field(
+        30.0, gt=0, le=3600, description="After SIGTERM/SIGINT, how long the graceful stop may "
+        "take before the worker exits anyway (code 124)")
     deadline_scan_interval_s: float = Field(
         300.0, ge=0, description="How often the leader asks for a deadline scan; 0: never "
         "(ticks only from `netral cases tick`)")

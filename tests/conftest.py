@@ -155,9 +155,9 @@ def stream_worker(topics: KafkaConnection, tmp_path_factory: pytest.TempPathFact
     Yields its environment; the worker's log is printed if it dies.
     """
     import asyncio
-    import signal
     import sys
 
+    from hub.commands.up import stop_process
     from hub.kafka_admin import wait_group_stable
     from schemas.errors import RetriableError
 
@@ -183,11 +183,7 @@ def stream_worker(topics: KafkaConnection, tmp_path_factory: pytest.TempPathFact
                     raise
         yield env
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, timeout_s=30)  # SIGTERM, then SIGKILL and wait: never an orphan
         log.close()
         text = (home / "worker.log").read_text(errors="replace")
         if "Traceback" in text:

@@ -1,8 +1,21 @@
-"""``netral worker``: run the Faust stream worker (all processors) in the foreground."""
+"""``netral worker``: run the Faust stream worker (all processors) in the foreground.
+
+A stop is bounded: after SIGTERM (or SIGINT) Faust stops its services gracefully, but with its
+brokers gone that can take minutes (each client's stop waits on requests that never return, and
+the interpreter then waits on the consumer's thread). A watchdog armed by the signal ends the
+process after ``NETRAL_WORKER_STOP_TIMEOUT_S`` with :data:`FORCED_STOP_EXIT` and one log line,
+so supervisors, tests and benches never have to SIGKILL an orphan. Nothing is lost by it: the
+worker commits only what it has published, and the next start resumes from there.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import signal
+import sys
+import threading
 
 import typer
 
@@ -12,6 +25,35 @@ from ..bootstrap import streams_config
 from ..kafka_admin import create_topics
 from ..logs import configure
 from ..settings import NetralSettings, get_settings
+
+#: Exit code of a stop that did not finish within the bound (as timeout(1) uses it).
+FORCED_STOP_EXIT = 124
+log = logging.getLogger("hub.worker")
+
+
+class StopWatchdog:
+    """Ends the process ``timeout_s`` after :meth:`arm` unless it has exited by then."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self._timer: threading.Timer | None = None
+
+    def arm(self, signame: str) -> None:
+        """Start the countdown (once: a second signal does not extend it)."""
+        if self._timer is not None:
+            return
+        self._timer = threading.Timer(self.timeout_s, self._force, args=(signame,))
+        self._timer.daemon = True  # runs even while the interpreter waits on other threads
+        self._timer.start()
+
+    def _force(self, signame: str) -> None:
+        log.error("worker: graceful stop after %s did not finish within %g s "
+                  "(NETRAL_WORKER_STOP_TIMEOUT_S; brokers unreachable?): stop forced, exit %d",
+                  signame, self.timeout_s, FORCED_STOP_EXIT)
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        sys.stderr.flush()
+        os._exit(FORCED_STOP_EXIT)  # skips the thread joins that never return
 
 
 def run_worker() -> None:
@@ -26,8 +68,25 @@ def run_worker() -> None:
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     create_internal_topics(settings, cfg)
     app = create_app(cfg)
-    worker = faust.Worker(app, loglevel=settings.log_level, override_logging=False,
-                          redirect_stdouts=False, quiet=True)
+    watchdog = StopWatchdog(settings.worker_stop_timeout_s)
+
+    class Worker(faust.Worker):
+        """Faust's worker, with the stop watchdog armed by SIGTERM/SIGINT.
+
+        asyncio dispatches a signal to Faust's handler through its wakeup fd, i.e. only when
+        the event loop gets to run; the Python-level handler set here runs as soon as the main
+        thread executes bytecode, so the watchdog is armed even while a long batch (or a
+        thread join at exit) holds the loop. The wakeup fd still carries the signal to Faust.
+        """
+
+        def install_signal_handlers(self) -> None:
+            super().install_signal_handlers()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda signum, _frame: watchdog.arm(
+                    signal.Signals(signum).name))
+
+    worker = Worker(app, loglevel=settings.log_level, override_logging=False,
+                    redirect_stdouts=False, quiet=True)
     worker.execute_from_commandline()
 
 

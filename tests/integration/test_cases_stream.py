@@ -32,6 +32,7 @@ from aiokafka import ConsumerRecord
 from connectors.scoring import MergeScore, score
 from connectors.sim_runner import publish_wave
 from connectors.simulator import SimConfig, iter_truth_lines, simulate
+from hub.commands.up import stop_process
 from hub.kafka_admin import wait_group_stable
 from schemas.codec import AvroCodec
 from schemas.errors import RetriableError
@@ -82,12 +83,8 @@ class Worker:
         self.proc.wait(timeout=30)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        if self.proc is not None:
+            stop_process(self.proc, timeout_s=30)  # SIGTERM, then SIGKILL: never an orphan
 
     def log(self) -> str:
         return (self.home / "worker.log").read_text(errors="replace")
