@@ -111,10 +111,20 @@ def entry_id(entry: Entry) -> str:
 
 
 def entry_key(entry: Entry) -> tuple[datetime, str]:
-    """Fold order: time, then id; the hub's own facts after events of the same instant."""
+    """Fold order: time, then id; the hub's own facts after events of the same instant.
+
+    Deadline steps of one instant (ticks for days before the stage's clock are all stamped with
+    that clock) fold in their legal order, peringatan, teguran, pemblokiran, not by name: by
+    name the teguran came first, changed nothing, and the case stalled.
+    """
     if isinstance(entry, CanonicalEvent):
         return (entry.occurred_at, entry.event_id)
+    if isinstance(entry, DeadlineStep):
+        return (entry.at, f"~deadline:{_STEP_RANK[entry.step]}:{entry.step.value}")
     return (entry.at, "~" + entry.entry_id)
+
+
+_STEP_RANK = {step: rank for rank, step in enumerate(EscalationStep)}
 
 
 @dataclass(frozen=True, slots=True)

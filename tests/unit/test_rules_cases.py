@@ -9,6 +9,7 @@ import pytest
 from schemas.errors import InvalidMessage
 from schemas.models import (
     Agency,
+    CaseState,
     EventType,
     MutationDetails,
     PolicyParameters,
@@ -130,3 +131,23 @@ def test_a_batch_publishes_each_case_once_in_its_last_version_and_every_transiti
     assert batch.tombstones == (case_id_for("bawaslu:r2"),)
     assert batch.transitions == tuple(t for p in parts for t in p.transitions)
     assert batch_outputs([gone, parts[1]]).cases == parts[1].cases  # re-created after a tombstone
+
+
+def test_steps_stamped_with_one_clock_still_escalate_in_legal_order() -> None:
+    """Ticks for days before the stage's clock all carry that clock as their instant: the
+    peringatan, teguran and pemblokiran they take must still fold in that order."""
+    t0 = at("2024-04-01")
+    book = CaseBook()
+    events = [report("r1", t0),
+              review("r1:f", t0 + timedelta(days=1), EventType.REVIEW_FORWARDED),
+              recommended("rec", t0 + timedelta(days=2))]
+    for i, event in enumerate(events):
+        book, _ = handle_event(book, event, t0 + timedelta(hours=i), CAL, POLICIES)
+    clock = at("2024-06-30")  # a later input moved the clock past every deadline below
+    steps = []
+    for day in ("2024-05-03", "2024-05-14", "2024-05-21"):
+        book, out = scan_deadlines(book, date.fromisoformat(day), clock, CAL, POLICIES)
+        steps += [t.to_state for t in out.transitions]
+    (case,) = book.cases.values()
+    assert case.blocked and case.state is CaseState.BLOCKED, steps
+    assert steps == [CaseState.PERINGATAN, CaseState.TEGURAN, CaseState.BLOCKED]
