@@ -20,6 +20,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from enum import StrEnum
+from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict
 from rapidfuzz import fuzz, process
@@ -108,6 +109,7 @@ def _ascii_fold(text: str) -> str:
     return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
 
 
+@lru_cache(maxsize=1 << 16)  # pure; a person's name is normalised again at every event
 def normalise_name(name: str) -> str:
     """``"Drs. H. BUDI SANTOSO, M.Si"`` -> ``"budi santoso"``: no gelar, no degrees, casefolded."""
     head = _ascii_fold(name).split(",")[0]  # degrees usually follow the first comma
@@ -122,6 +124,7 @@ def normalise_name(name: str) -> str:
     return " ".join(w for w in words if w)
 
 
+@lru_cache(maxsize=1 << 16)
 def normalise_agency(name: str) -> str:
     """Casefolded, punctuation removed, common abbreviations (Pemkab, Pemkot, Kab.) spelled out."""
     words = _SPACE.split(_PUNCT.sub(" ", _ascii_fold(name)).casefold().strip())
