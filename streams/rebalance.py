@@ -24,7 +24,9 @@ never in a case):
   was never processed: :meth:`RebalanceSafeConsumer.ack` does not record such an ack;
 - aiokafka's ``seek_to_committed`` does not seek a partition without a committed offset, so
   after the skipped messages the fetch position stays past them: such partitions are sought
-  to their beginning (the app's ``auto_offset_reset`` is ``earliest``).
+  to their beginning (the app's ``auto_offset_reset`` is ``earliest``);
+- and Faust commits over a single missing offset at the head of the acked ones (#606):
+  :meth:`RebalanceSafeConsumer._new_offset` waits for it instead.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, AppT, Message
 
 log = logging.getLogger(__name__)
+_MAX_HOLE = 100_000  # longer head gaps (a compacted range) are left to Faust's own gap tracking
 
 
 class ReadOffsets(defaultdict[TP, int | None]):
@@ -94,6 +97,23 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
         message.acked = True
         self._unacked_messages.discard(message)
         return False
+
+    def _new_offset(self, tp: TP) -> int | None:
+        """Faust's next committable offset, but never over an offset nobody acked.
+
+        Faust takes a gap of exactly one offset between the committed offset and the first
+        acked one for a compacted-away record and commits over it (faust-streaming #606); here
+        that offset is a message skipped across a rebalance, still to be fetched again. Only
+        gaps Faust saw in the fetched offsets (compaction, transaction markers) are skipped.
+        """
+        acked, committed = self._acked[tp], self._committed_offset[tp]
+        if acked and committed is not None:
+            first = min(acked)
+            gaps = self._gap[tp]
+            missing = range(committed, first)
+            if missing and len(missing) <= _MAX_HOLE and not all(map(gaps.overlaps, missing)):
+                return None
+        return super()._new_offset(tp)
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         """Seek to the committed offsets, and a partition without one to its beginning."""

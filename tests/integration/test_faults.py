@@ -1,14 +1,17 @@
 """Fault injection through the whole pipeline, on a local 3-node KRaft cluster (RF 3, min ISR 2).
 
 The simulator's wave goes through the agencies' outboxes and relays into two stream workers of
-one consumer group, the SQL sink, the SIASN adapter and the mock SIASN failing 30% of calls,
-while the suite: kills one broker of three during production and consumption and restarts it,
-SIGKILLs stream workers (the other takes over their partitions, the cases journal included),
-SIGKILLs the SQL sink mid-batch, takes SIASN down for an outage, and mixes poison messages in.
+one consumer group, the SQL sink, the SIASN adapter and the mock SIASN failing 30% of calls, the
+Satgas alert service and a webhook receiver (a national and a provincial Satgas), while the
+suite: kills one broker of three during production and consumption and restarts it, SIGKILLs
+stream workers (the other takes over their partitions, the cases journal included), SIGKILLs the
+SQL sink mid-batch and the alert service mid-stream, takes SIASN down for an outage, and mixes
+poison messages in.
 Then deadline ticks walk past every PPK deadline (more worker kills) and every overdue case must
 be blocked at SIASN exactly once. At the end, against the ground truth: every true case once
 in the SQL record with the state the stream gave it, every block effective exactly once at the
-mock SIASN, every poison message in a DLQ. It prints the table of these counts.
+mock SIASN, every alert once at each recipient its route names, every poison message in a DLQ.
+It prints the table of these counts.
 
 ``make test`` runs the light form; ``make test-faults`` the full one (``NETRAL_TEST_FAULTS=full``:
 more cases, >= 5 worker SIGKILLs, a 60 s SIASN outage).
@@ -17,6 +20,7 @@ more cases, >= 5 worker SIGKILLs, a 60 s SIASN outage).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import signal
@@ -47,8 +51,9 @@ from schemas.codec import AvroCodec
 from schemas.dlq import DeadLetter
 from schemas.errors import HubError, RetriableError
 from schemas.kafka import KafkaConnection
-from schemas.models import CanonicalEvent, CaseState, OrderAction, SiasnOrderResult
-from schemas.topics import CASES, EVENTS, ORDERS_SIASN_RESULTS, dlq_topic, raw_topic
+from schemas.models import Alert, CanonicalEvent, CaseState, OrderAction, SiasnOrderResult
+from schemas.topics import ALERTS, CASES, EVENTS, ORDERS_SIASN_RESULTS, dlq_topic, raw_topic
+from sinks.alerts.routes import load_routes, route
 from streams.rules.escalation import order_id
 from tests.fixtures.kafka_tools import consume_until, produce
 from tests.fixtures.national_record import latest_cases
@@ -87,12 +92,15 @@ class Services:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     args: dict[str, list[str]] = field(default_factory=dict)
 
-    def start(self, name: str, *args: str) -> None:
+    extra: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> None:
         self.args[name] = list(args or self.args[name])
+        self.extra[name] = env if env is not None else self.extra.get(name, {})
         with (self.logs / f"{name}.log").open("ab") as out:
             self.procs[name] = subprocess.Popen([sys.executable, "-m", "hub", *self.args[name]],
-                                                env=self.env, cwd=REPO, stdout=out,
-                                                stderr=subprocess.STDOUT)
+                                                env={**self.env, **self.extra[name]}, cwd=REPO,
+                                                stdout=out, stderr=subprocess.STDOUT)
 
     def kill(self, name: str) -> None:
         proc = self.procs[name]
@@ -149,6 +157,7 @@ def test_the_pipeline_loses_and_duplicates_nothing_under_faults(cluster: LocalCl
         wait_stable(conn, app_id)
         svc.start("sql-sink", "sql-sink", "--migrate")
         svc.start("siasn-adapter", "siasn-adapter")
+        received = _start_alert_channels(svc, tmp_path)
 
         # 1. The wave through the outboxes, a broker killed and restarted while it flows.
         sim = simulate(SimConfig(cases=CASES_N, duplicate_rate=0.2, name_only_rate=0.1, seed=13))
@@ -167,6 +176,8 @@ def test_the_pipeline_loses_and_duplicates_nothing_under_faults(cluster: LocalCl
         svc.start("worker-1")
         svc.kill("sql-sink")  # mid-batch, while the record flows in
         svc.start("sql-sink")
+        svc.kill("alerts")  # while the wave's alerts go out
+        svc.start("alerts")
         for _ in range(WORKER_KILLS - 1):
             time.sleep(rng.uniform(1.0, 4.0))
             victim = rng.choice(["worker-1", "worker-2"])
@@ -226,7 +237,20 @@ def test_the_pipeline_loses_and_duplicates_nothing_under_faults(cluster: LocalCl
             sql_cases = c.execute(sa.text("SELECT count(*) FROM cases")).scalar_one()
         engine.dispose()
 
-        # 4. Every poison message in the DLQ, with its reason.
+        # 4. Every alert once per recipient its route names (one ledger key: the dedupe key).
+        sent = _alerts_on_topic(conn)
+        routes = load_routes(tmp_path / "routes.yaml")
+        wanted_deliveries = {(r.id, a.dedupe_key) for a in sent.values() for r in route(routes, a)}
+
+        async def delivered() -> bool:
+            return wanted_deliveries <= set(_deliveries(received, sent))
+
+        asyncio.run(wait_until(delivered, 180, "every alert at each of its recipients"))
+        deliveries = Counter(_deliveries(received, sent))
+        assert set(deliveries) == wanted_deliveries, "an alert reached a recipient not routed to"
+        assert max(deliveries.values()) == 1, "an alert delivered twice to one recipient"
+
+        # 5. Every poison message in the DLQ, with its reason.
         letters = asyncio.run(consume_until(conn, [dlq_topic("normalize")], lambda rs: set(
             POISON) <= {r.key for r in rs}, timeout_s=120))
         reasons = {r.key: DeadLetter.from_headers(r.headers).reason for r in letters
@@ -239,9 +263,15 @@ def test_the_pipeline_loses_and_duplicates_nothing_under_faults(cluster: LocalCl
             "NIPs blocked twice": str(sum(n > 1 for n in blocks.values())),
             "adapter results (incl. re-emissions)": str(Counter(
                 _result(r).outcome.value for r in results)),
+            "alerts on netral.alerts (distinct dedupe keys)":
+                f"{len(sent)} ({len({a.dedupe_key for a in sent.values()})})",
+            "alert deliveries (recipient x dedupe key)": f"{sum(deliveries.values())} of "
+                                                         f"{len(wanted_deliveries)} routed, "
+                                                         f"{max(deliveries.values())} at most",
             "poison messages in DLQ": f"{len(reasons)}/{len(POISON)}",
             "worker SIGKILLs": str(WORKER_KILLS + 1), "broker kills": "1 (node 2, restarted)",
-            "SQL sink SIGKILLs": "1", "SIASN": f"30% errors, {OUTAGE_S}s outage",
+            "SQL sink SIGKILLs": "1", "alert service SIGKILLs": "1",
+            "SIASN": f"30% errors, {OUTAGE_S}s outage",
         })
         assert len(final) == len(truth) == sql_cases
         assert len(reasons) == len(POISON)
@@ -263,6 +293,52 @@ async def _answers(url: str) -> bool:
         return True
     except httpx.TransportError:
         return False
+
+
+ROUTES = """version: 1
+recipients:
+  - id: nasional
+    name: Satgas Netralitas ASN Nasional
+    scope: national
+    channels:
+      - {{type: webhook, url: "http://127.0.0.1:{port}/webhook/nasional",
+         secret: fault-suite-secret-nasional}}
+  - id: jabar
+    name: Satgas Netralitas ASN Provinsi Jawa Barat
+    scope: province
+    province: "32"
+    channels:
+      - {{type: webhook, url: "http://127.0.0.1:{port}/webhook/jabar",
+         secret: fault-suite-secret-jabar}}
+"""
+
+
+def _start_alert_channels(svc: Services, home: Path) -> Path:
+    """The Satgas alert service (its ledger in its own SQLite file) and a webhook receiver."""
+    port, routes, received = free_port(), home / "routes.yaml", home / "received.jsonl"
+    routes.write_text(ROUTES.format(port=port))
+    env = {"NETRAL_ALERTS_ROUTES_FILE": str(routes), "NETRAL_ALERTS_RECEIVER_FILE": str(received),
+           "NETRAL_ALERTS_DIGEST_THRESHOLD": "1000000",  # every alert singly, none in digests
+           "NETRAL_DATABASE_URL": f"sqlite:///{home / 'alerts.db'}"}
+    svc.start("alerts-receiver", "alerts", "receiver", "--port", str(port), env=env)
+    asyncio.run(wait_until(lambda: _answers(f"http://127.0.0.1:{port}/_received"), 60,
+                           "alert receiver up"))
+    svc.start("alerts", "alerts", "run", "--migrate", env=env)
+    return received
+
+
+def _alerts_on_topic(conn: KafkaConnection) -> dict[str, Alert]:
+    codec = AvroCodec()
+    return {a.alert_id: a for a in (Alert.from_fastavro(codec.decode(r.value).value)
+                                    for r in asyncio.run(_read_all(conn, ALERTS)))}
+
+
+def _deliveries(received: Path, sent: dict[str, Alert]) -> list[tuple[str, str]]:
+    """(recipient, dedupe key) of every verified webhook delivery the receiver logged."""
+    lines = [json.loads(x) for x in received.read_text().splitlines()] if received.exists() else []
+    return [(x["recipient"], sent[x["body"]["alert"]["alert_id"]].dedupe_key) for x in lines
+            if x["kind"] == "webhook" and x["verified"] and x["body"]["type"] == "netral.alert"
+            and x["body"]["alert"]["alert_id"] in sent]
 
 
 async def _read_all(conn: KafkaConnection, topic: str) -> list[ConsumerRecord]:

@@ -85,3 +85,16 @@ def test_a_message_the_stream_skipped_is_not_committable(tmp_path: Path) -> None
     app.flow_control.resume()
     assert consumer.ack(_message(2, 2)) is True  # processed in the current generation
     assert consumer._acked[P] == [2]
+
+
+def test_no_commit_over_an_offset_nobody_acked(tmp_path: Path) -> None:
+    """Faust commits over one missing offset at the head of the acked ones (#606): not here."""
+    consumer = _worker_app(tmp_path).consumer
+    consumer._committed_offset[P] = 79
+    consumer._acked[P] = [80, 81]
+    assert consumer._new_offset(P) is None  # 79 is still to come
+    consumer._gap[P].addi(79, 80)  # a gap the drain loop saw (compaction, a txn marker)
+    assert consumer._new_offset(P) == 82
+    consumer._committed_offset[P] = 82  # as the commit of 82 records it
+    consumer._acked[P] = [82, 83]
+    assert consumer._new_offset(P) == 84  # contiguous from the committed offset
