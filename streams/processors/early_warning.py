@@ -69,7 +69,12 @@ def internal_topics(app_id: str) -> list[TopicSpec]:
     only as it subscribes, after the first assignment has skipped it as missing, so its
     partitions would stay unassigned until the next rebalance (minutes later)."""
     return [TopicSpec(name=subjects_topic_name(app_id), key="subject", value="routed record",
-                      cleanup="delete", retention_ms=7 * DAY_MS, writer="early warning")]
+                      cleanup="delete", retention_ms=7 * DAY_MS, writer="early warning"),
+            # The table's changelog too: created by Faust on first write, its metadata can lag
+            # (a broker down), and the table's write then fails with PartitionsMismatch.
+            TopicSpec(name=f"{app_id}-{TABLE}-changelog", key="subject",
+                      value="early-warning state", cleanup="compact", retention_ms=None,
+                      writer="early warning (Faust table changelog)")]
 
 
 M = TypeVar("M", bound=AvroRecord)
