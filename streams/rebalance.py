@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import faust
@@ -56,36 +56,69 @@ class ReadOffsets(defaultdict[TP, int | None]):
     def __init__(self, app: AppT) -> None:
         super().__init__(lambda: None)
         self.app = app
-        self.delivering: dict[TP, tuple[int, int | None]] = {}
+        # per partition: offset, generation, fetched before a later seek
+        self.delivering: dict[TP, tuple[int, int | None, bool]] = {}
         self.refused = 0
 
     def __setitem__(self, tp: TP, offset: int | None) -> None:
         pending = self.delivering.get(tp)
         if pending is not None and pending[0] == offset:
             del self.delivering[tp]
-            if pending[1] != self.app.consumer_generation_id:
+            _, generation, before_seek = pending
+            if before_seek or generation != self.app.consumer_generation_id:
                 self.refused += 1
-                log.warning("consumer: %s@%s was fetched before the rebalance; its read offset "
-                            "is not recorded (the seek to the committed offset stands)",
-                            tp, offset)
+                log.warning("consumer: %s@%s was fetched before the partition's last seek; it "
+                            "is fetched again from the sought offset", tp, offset)
                 return
         super().__setitem__(tp, offset)
 
 
 class RebalanceSafeConsumer(faust_aiokafka.Consumer):
-    """Faust's aiokafka consumer with :class:`ReadOffsets` in place of its plain dict."""
+    """Faust's aiokafka consumer with :class:`ReadOffsets` in place of its plain dict, and
+    every record fetched before its partition's last seek dropped before the streams see it.
+
+    A seek (the committed offsets after a rebalance or a flow stop, an explicit seek) bumps the
+    partition's seek epoch before it is requested; a batch carries the epochs of when it was
+    requested from the consumer thread (which runs seeks and fetches in request order), so a
+    batch requested before a seek is recognised however late it is delivered. Faust stamps the
+    generation at delivery, not at fetch, so the generation alone does not tell.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         offsets = ReadOffsets(self.app)
         self._read_offset = offsets
+        self._seek_epoch: defaultdict[TP, int] = defaultdict(int)
+        self._fetched_epoch: dict[TP, int] = {}
+        self.stale_dropped = 0
         deliver: Callable[[Message], Awaitable[Any]] = self.callback
 
         async def callback(message: Message) -> Any:
-            offsets.delivering[message.tp] = (message.offset, message.generation_id)
+            tp = message.tp
+            stale = self._fetched_epoch.get(tp, -1) != self._seek_epoch[tp]
+            offsets.delivering[tp] = (message.offset, message.generation_id, stale)
+            if stale:
+                self.stale_dropped += 1
+                return None
             return await deliver(message)
 
         self.callback = callback
+
+    def _sought(self, tps: Iterable[TP]) -> None:
+        for tp in tps:
+            self._seek_epoch[tp] += 1
+
+    async def _wait_next_records(self, timeout: float  # noqa: ASYNC109 - Faust's signature
+                                 ) -> tuple[Any, set[TP] | None]:
+        requested = dict(self._seek_epoch)
+        records, active = await super()._wait_next_records(timeout)
+        if records:
+            self._fetched_epoch = {tp: requested.get(tp, 0) for tp in records}
+        return records, active
+
+    async def seek(self, partition: TP, offset: int) -> None:
+        self._sought([partition])
+        await super().seek(partition, offset)
 
     def ack(self, message: Message) -> bool:
         """Record the ack only of a message processed in the current generation with the flow
@@ -117,6 +150,7 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         """Seek to the committed offsets, and a partition without one to its beginning."""
+        self._sought(self.assignment())
         committed = await super().seek_to_committed()
         fresh = [tp for tp, offset in committed.items() if not offset]
         if fresh and self.app.conf.consumer_auto_offset_reset == "earliest":

@@ -31,10 +31,10 @@ def app() -> faust.App:
 def test_a_stale_message_cannot_move_the_read_offset_past_the_seek(app: faust.App) -> None:
     offsets = ReadOffsets(app)
     app.consumer_generation_id = 1
-    offsets.delivering[P] = (10, 1)
+    offsets.delivering[P] = (10, 1, False)
     offsets[P] = 10  # handed over within its generation: recorded
     assert offsets[P] == 10
-    offsets.delivering[P] = (40, 1)  # X = 40 is being handed over...
+    offsets.delivering[P] = (40, 1, False)  # X = 40 is being handed over...
     app.consumer_generation_id = 2  # ...a rebalance happens...
     offsets[P] = 25  # ...and seeks back to the committed offset C = 25
     offsets[P] = 40  # the drain loop now records X
@@ -45,11 +45,11 @@ def test_a_stale_message_cannot_move_the_read_offset_past_the_seek(app: faust.Ap
 def test_faust_seeks_through_update_always_land(app: faust.App) -> None:
     offsets = ReadOffsets(app)
     app.consumer_generation_id = 1
-    offsets.delivering[P] = (40, 1)
+    offsets.delivering[P] = (40, 1, False)
     app.consumer_generation_id = 2
     offsets.update({P: 40})  # perform_seek() to a committed offset equal to X
     assert offsets[P] == 40
-    offsets.delivering[P] = (41, 2)
+    offsets.delivering[P] = (41, 2, False)
     offsets[P] = 41  # the current generation's messages move it on
     assert offsets[P] == 41 and offsets.refused == 0
 
@@ -98,3 +98,17 @@ def test_no_commit_over_an_offset_nobody_acked(tmp_path: Path) -> None:
     consumer._committed_offset[P] = 82  # as the commit of 82 records it
     consumer._acked[P] = [82, 83]
     assert consumer._new_offset(P) == 84  # contiguous from the committed offset
+
+
+async def test_a_batch_fetched_before_a_seek_never_reaches_the_streams(tmp_path: Path) -> None:
+    """Faust stamps the generation at delivery: a batch requested before the seek, delivered
+    after it, carries the new generation. The seek epoch tells it apart."""
+    consumer = _worker_app(tmp_path).consumer
+    consumer._fetched_epoch = {P: consumer._seek_epoch[P]}  # a batch requested...
+    consumer._sought([P])  # ...then a seek back to the committed offset 25
+    consumer._read_offset.update({P: 25})
+    assert await consumer.callback(_message(40, 0)) is None  # dropped before any stream
+    consumer._read_offset[P] = 40  # the drain loop's write for it
+    assert consumer._read_offset[P] == 25 and consumer.stale_dropped == 1
+    consumer._fetched_epoch = {P: consumer._seek_epoch[P]}  # the next batch: fetched after
+    assert consumer._fetched_epoch[P] == consumer._seek_epoch[P]
