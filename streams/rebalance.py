@@ -61,8 +61,8 @@ class ReadOffsets(defaultdict[TP, int | None]):
             _, generation, before_seek = pending
             if before_seek or generation != self.app.consumer_generation_id:
                 self.refused += 1
-                log.warning("consumer: %s@%s was fetched before the partition's last seek; it "
-                            "is fetched again from the sought offset", tp, offset)
+                log.debug("consumer: read offset %s@%s refused (fetched before a seek)",
+                          tp, offset)
                 return
         super().__setitem__(tp, offset)
 
@@ -85,6 +85,7 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
         self._seek_epoch: defaultdict[TP, int] = defaultdict(int)
         self._fetched_epoch: dict[TP, int] = {}
         self.stale_dropped = 0
+        self._stale_logged: set[tuple[TP, int]] = set()
         deliver: Callable[[Message], Awaitable[Any]] = self.callback
 
         async def callback(message: Message) -> Any:
@@ -93,6 +94,11 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
             offsets.delivering[tp] = (message.offset, message.generation_id, stale)
             if stale:
                 self.stale_dropped += 1
+                if (tp, self._seek_epoch[tp]) not in self._stale_logged:
+                    self._stale_logged.add((tp, self._seek_epoch[tp]))
+                    log.warning("consumer: records of %s from offset %s were fetched before its "
+                                "last seek: dropped, fetched again from the sought offset",
+                                tp, message.offset)
                 return None
             return await deliver(message)
 
