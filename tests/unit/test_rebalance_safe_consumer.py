@@ -112,3 +112,16 @@ async def test_a_batch_fetched_before_a_seek_never_reaches_the_streams(tmp_path:
     assert consumer._read_offset[P] == 25 and consumer.stale_dropped == 1
     consumer._fetched_epoch = {P: consumer._seek_epoch[P]}  # the next batch: fetched after
     assert consumer._fetched_epoch[P] == consumer._seek_epoch[P]
+
+
+def test_a_batch_requested_before_a_seek_but_fetched_after_it_is_kept(tmp_path: Path) -> None:
+    """The consumer thread runs a long poll and a seek side by side: a batch requested before
+    the seek can come from the sought offset. It starts exactly there, and is kept."""
+    consumer = _worker_app(tmp_path).consumer
+    consumer._sought([P])
+    assert not consumer._fetched_after_seek(P, 25)  # the sought offset not known yet
+    consumer._expected[P] = 25  # seek_to_committed() learnt it
+    assert consumer._fetched_after_seek(P, 25)
+    assert not consumer._fetched_after_seek(P, 40)  # fetched from before the seek
+    changelog = TP("netral-cases-journal-changelog", 0)
+    assert consumer._fetched_after_seek(changelog, 7)  # compacted: Faust's own behaviour
