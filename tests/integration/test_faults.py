@@ -15,7 +15,7 @@ It prints the table of these counts.
 
 ``make test-faults-light`` runs the light form, ``make test-faults`` the full one
 (``NETRAL_TEST_FAULTS=full``: more cases, >= 5 worker SIGKILLs, a 60 s SIASN outage). Both are
-quarantined from ``make test`` for now: about one run in six still ends with the cases stage
+quarantined from ``make test`` for now: 3 of 12 runs here still ended with the cases stage
 stalled after a rebalance (its committed offset stays behind the records it did not take; see
 README "Proof under stress").
 """
