@@ -7,20 +7,20 @@ a crash mid-replay or a second run never sends a record twice.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from schemas.dlq import H_REPLAYED_FROM, DeadLetter
 from schemas.errors import ConfigError, InvalidMessage
 from schemas.kafka import KafkaConnection
 from schemas.topics import DlqStage, dlq_topic
 
-FETCH_BYTES = 16 * 1024 * 1024
+from .kafka_admin import FETCH_BYTES, drain, read_to_end, reading_consumer
+
 Check = Callable[[str, bytes | None, bytes], None]
 """Raises InvalidMessage if a record would still be rejected by its stage."""
 
@@ -56,48 +56,16 @@ def parse_id(letter_id: str) -> tuple[str, int, int]:
         ) from None
 
 
-def _consumer(conn: KafkaConnection, *topics: str, group: str | None = None) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(
-        *topics, **conn.aiokafka_kwargs(), group_id=group, auto_offset_reset="earliest",
-        enable_auto_commit=False, isolation_level="read_committed",
-        max_partition_fetch_bytes=FETCH_BYTES, fetch_max_bytes=FETCH_BYTES * 4,
-    )
-
-
-async def _drain(consumer: AIOKafkaConsumer) -> list[ConsumerRecord]:
-    """Everything from the current positions up to the end offsets seen at the start."""
-    while not consumer.assignment():  # the group join runs in the background after start()
-        await asyncio.sleep(0.05)
-    ends = await consumer.end_offsets(list(consumer.assignment()))
-    out: list[ConsumerRecord] = []
-    async def behind() -> bool:
-        for tp, end in ends.items():
-            if await consumer.position(tp) < end:
-                return True
-        return False
-
-    while await behind():
-        batch = await consumer.getmany(timeout_ms=1000)
-        for tp, recs in batch.items():
-            out.extend(r for r in recs if r.offset < ends[tp])
-    return out
-
-
 async def list_letters(conn: KafkaConnection, stages: list[str]) -> list[Letter]:
     """Every dead letter of the given stages, oldest first per partition."""
-    consumer = _consumer(conn, *(dlq_topic(s) for s in stages))
-    await consumer.start()
-    try:
-        records = await _drain(consumer)
-    finally:
-        await consumer.stop()
+    records = await read_to_end(conn, *(dlq_topic(s) for s in stages))
     return [Letter.of(r.topic.removeprefix("netral.dlq."), r) for r in records]
 
 
 async def get_letter(conn: KafkaConnection, letter_id: str) -> Letter:
     stage, partition, offset = parse_id(letter_id)
     tp = TopicPartition(dlq_topic(stage), partition)
-    consumer = _consumer(conn)
+    consumer = reading_consumer(conn)
     await consumer.start()
     try:
         consumer.assign([tp])
@@ -128,7 +96,7 @@ async def replay(conn: KafkaConnection, stage: str, *, since: datetime | None = 
     """
     stage = DlqStage(stage).value
     group = f"netral-dlq-replay-{stage}"
-    consumer = _consumer(conn, dlq_topic(stage), group=group)
+    consumer = reading_consumer(conn, dlq_topic(stage), group=group)
     producer = AIOKafkaProducer(**conn.aiokafka_kwargs(), acks="all", enable_idempotence=True,
                                 transactional_id=f"{group}-{uuid.uuid4().hex[:6]}",
                                 max_request_size=FETCH_BYTES)
@@ -136,7 +104,7 @@ async def replay(conn: KafkaConnection, stage: str, *, since: datetime | None = 
     await consumer.start()
     await producer.start()
     try:
-        records = await _drain(consumer)
+        records = await drain(consumer)
         async with producer.transaction():
             for rec in records:
                 letter = Letter.of(stage, rec)

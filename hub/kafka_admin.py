@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaConnectionError, KafkaError
@@ -198,3 +199,45 @@ async def wait_group_stable(conn: KafkaConnection, group_id: str, timeout_s: flo
             state = f"unreachable ({err})"
         await asyncio.sleep(0.2)
     raise RetriableError(f"group {group_id} not Stable after {timeout_s:.0f}s (last: {state})")
+
+
+FETCH_BYTES = 16 * 1024 * 1024
+
+
+def reading_consumer(conn: KafkaConnection, *topics: str,
+                     group: str | None = None) -> AIOKafkaConsumer:
+    """A consumer of committed records from the earliest offset, committing nothing itself."""
+    return AIOKafkaConsumer(
+        *topics, **conn.aiokafka_kwargs(), group_id=group, auto_offset_reset="earliest",
+        enable_auto_commit=False, isolation_level="read_committed",
+        max_partition_fetch_bytes=FETCH_BYTES, fetch_max_bytes=FETCH_BYTES * 4,
+    )
+
+
+async def drain(consumer: AIOKafkaConsumer) -> list[ConsumerRecord]:
+    """Everything from the current positions up to the end offsets seen at the start."""
+    while not consumer.assignment():  # the group join runs in the background after start()
+        await asyncio.sleep(0.05)
+    ends = await consumer.end_offsets(list(consumer.assignment()))
+    out: list[ConsumerRecord] = []
+    async def behind() -> bool:
+        for tp, end in ends.items():
+            if await consumer.position(tp) < end:
+                return True
+        return False
+
+    while await behind():
+        batch = await consumer.getmany(timeout_ms=1000)
+        for tp, recs in batch.items():
+            out.extend(r for r in recs if r.offset < ends[tp])
+    return out
+
+
+async def read_to_end(conn: KafkaConnection, *topics: str) -> list[ConsumerRecord]:
+    """Every committed record of ``topics`` up to their end offsets now."""
+    consumer = reading_consumer(conn, *topics)
+    await consumer.start()
+    try:
+        return await drain(consumer)
+    finally:
+        await consumer.stop()

@@ -41,7 +41,7 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord
 
 from connectors.scoring import score
 from connectors.sim_runner import publish_wave
@@ -49,7 +49,7 @@ from connectors.simulator import SimConfig, Simulation, iter_truth_lines, simula
 from hub.broker.cluster import LocalCluster
 from hub.broker.local import free_port
 from hub.commands.cases import SCAN_TIME, send_ticks, ticks_for
-from hub.kafka_admin import wait_group_stable
+from hub.kafka_admin import read_to_end, wait_group_stable
 from schemas.codec import AvroCodec
 from schemas.dlq import DeadLetter
 from schemas.errors import HubError, RetriableError
@@ -333,7 +333,7 @@ def _start_alert_channels(svc: Services, home: Path) -> Path:
 def _alerts_on_topic(conn: KafkaConnection) -> dict[str, Alert]:
     codec = AvroCodec()
     return {a.alert_id: a for a in (Alert.from_fastavro(codec.decode(r.value).value)
-                                    for r in asyncio.run(_read_all(conn, ALERTS)))}
+                                    for r in asyncio.run(read_to_end(conn, ALERTS)))}
 
 
 def _deliveries(received: Path, sent: dict[str, Alert]) -> list[tuple[str, str]]:
@@ -344,38 +344,20 @@ def _deliveries(received: Path, sent: dict[str, Alert]) -> list[tuple[str, str]]
             and x["body"]["alert"]["alert_id"] in sent]
 
 
-async def _read_all(conn: KafkaConnection, topic: str) -> list[ConsumerRecord]:
-    """Every committed record of ``topic`` now (up to its end offsets)."""
-    consumer = AIOKafkaConsumer(topic, **conn.aiokafka_kwargs(), enable_auto_commit=False,
-                                group_id=f"test-trace-{uuid.uuid4().hex[:6]}",
-                                auto_offset_reset="earliest", isolation_level="read_committed")
-    await consumer.start()
-    try:
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        ends = await consumer.end_offsets(parts)
-        records: list[ConsumerRecord] = []
-        while [tp for tp in parts if await consumer.position(tp) < ends[tp]]:
-            for recs in (await consumer.getmany(timeout_ms=1000)).values():
-                records.extend(recs)
-        return records
-    finally:
-        await consumer.stop()
-
-
 async def _where_lost(conn: KafkaConnection, sim: Simulation) -> str:
     """For a failed run: where each missing event stopped (raw topic, netral.events, a case)."""
     codec = AvroCodec()
     raw: dict[tuple[str, bytes], ConsumerRecord] = {}
     for agency in {e.agency for e in sim.events}:
-        for r in await _read_all(conn, raw_topic(agency)):
+        for r in await read_to_end(conn, raw_topic(agency)):
             raw[(agency, r.key)] = r
     events: dict[str, ConsumerRecord] = {}
-    for r in await _read_all(conn, EVENTS):
+    for r in await read_to_end(conn, EVENTS):
         try:
             events[CanonicalEvent.from_avro(codec.decode(r.value).value).event_id] = r
         except (HubError, ValueError):
             continue
-    in_cases = {s.event_id for c in latest_cases(await _read_all(conn, CASES)).values()
+    in_cases = {s.event_id for c in latest_cases(await read_to_end(conn, CASES)).values()
                 for s in c.sources}
     lines = []
     for ev in sim.events:
