@@ -89,7 +89,7 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
         self._fetched_epoch: dict[TP, int] = {}
         self._expected: dict[TP, int] = {}  # where each partition's last seek put it
         self.stale_dropped = 0
-        self._stale_logged: set[tuple[TP, int]] = set()
+        self._stale_logged: dict[TP, int] = {}  # the seek epoch last warned about
         deliver: Callable[[Message], Awaitable[Any]] = self.callback
 
         async def callback(message: Message) -> Any:
@@ -101,8 +101,8 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
             offsets.delivering[tp] = (message.offset, message.generation_id, stale)
             if stale:
                 self.stale_dropped += 1
-                if (tp, self._seek_epoch[tp]) not in self._stale_logged:
-                    self._stale_logged.add((tp, self._seek_epoch[tp]))
+                if self._stale_logged.get(tp) != self._seek_epoch[tp]:
+                    self._stale_logged[tp] = self._seek_epoch[tp]
                     log.warning("consumer: records of %s from offset %s were fetched before its "
                                 "last seek: dropped, fetched again from the sought offset",
                                 tp, message.offset)
