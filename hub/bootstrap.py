@@ -102,6 +102,7 @@ def streams_config(settings: NetralSettings) -> StreamsConfig:
         batch_size=settings.worker_batch_size,
         batch_within_s=settings.worker_batch_within_s,
         deadline_scan_interval_s=settings.deadline_scan_interval_s,
+        hole_check_s=settings.worker_hole_check_s,
         early_warning=early_warning_config(settings),
     )
 

@@ -56,7 +56,8 @@ def create_app(cfg: StreamsConfig, codec: AvroCodec | None = None) -> faust.App:
         producer_max_request_size=cfg.max_message_bytes * 9,
         consumer_max_fetch_size=cfg.max_message_bytes * 9,
     )
-    use_rebalance_safe_consumer(app)  # see streams/rebalance.py: events lost after a rebalance
+    # see streams/rebalance.py: events lost after a rebalance
+    use_rebalance_safe_consumer(app, cfg.hole_check_s)
     topics = declare_topics(app)
     codec = codec or AvroCodec(max_bytes=cfg.max_message_bytes)
     normalize.register(app, topics, codec, cfg)

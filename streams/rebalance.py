@@ -25,6 +25,8 @@ have processed: at-least-once, and every stage drops a re-sent input by its id.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -33,6 +35,7 @@ from typing import Any
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, AppT, Message
+from mode import Service
 
 from schemas.topics import CASES
 
@@ -44,27 +47,30 @@ _MAX_HOLE = 100_000  # longer head gaps (a compacted range) are left to Faust's 
 class ReadOffsets(defaultdict[TP, int | None]):
     """Faust's per-partition read offsets, refusing the drain loop's write for a stale message.
 
-    ``delivering`` holds, per partition, the offset and fetch generation of the message the
-    drain loop is handing over; its read-offset write (the next write of that offset) is refused
-    when the consumer generation moved on meanwhile. Seeks write other offsets, or go through
-    ``update`` (Faust's ``perform_seek``), and always land.
+    ``delivering`` holds, per partition, the message the drain loop is handing over: its
+    offset, fetch generation, the partition's seek epoch then, and whether it was dropped. Its
+    read-offset write (the next write of that offset) is refused when it was dropped, or the
+    generation or the seek epoch moved on meanwhile: a seek while a message is handed over
+    must not be undone by it. Seeks write other offsets, or go through ``update`` (Faust's
+    ``perform_seek``), and always land; a refused write only ever lets more records through.
     """
 
-    def __init__(self, app: AppT) -> None:
+    def __init__(self, app: AppT, epochs: Mapping[TP, int] | None = None) -> None:
         super().__init__(lambda: None)
         self.app = app
-        # per partition: offset, generation, fetched before a later seek
-        self.delivering: dict[TP, tuple[int, int | None, bool]] = {}
+        self.epochs: Mapping[TP, int] = epochs if epochs is not None else defaultdict(int)
+        self.delivering: dict[TP, tuple[int, int | None, int, bool]] = {}
         self.refused = 0
 
     def __setitem__(self, tp: TP, offset: int | None) -> None:
         pending = self.delivering.get(tp)
         if pending is not None and pending[0] == offset:
             del self.delivering[tp]
-            _, generation, before_seek = pending
-            if before_seek or generation != self.app.consumer_generation_id:
+            _, generation, epoch, dropped = pending
+            if dropped or generation != self.app.consumer_generation_id \
+                    or epoch != self.epochs[tp]:
                 self.refused += 1
-                log.debug("consumer: read offset %s@%s refused (fetched before a seek)",
+                log.debug("consumer: read offset %s@%s refused (dropped, or sought meanwhile)",
                           tp, offset)
                 return
         super().__setitem__(tp, offset)
@@ -81,11 +87,17 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
     generation at delivery, not at fetch, so the generation alone does not tell.
     """
 
+    hole_check_s: float = 30.0  # NETRAL_WORKER_HOLE_CHECK_S; 0: no watch
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        offsets = ReadOffsets(self.app)
-        self._read_offset = offsets
+        self.holes_healed = 0
+        self.lost_read_again = 0
+        self._refetch: dict[TP, int] = {}  # per partition: the lowest offset to read again
+        self._refetch_wanted = asyncio.Event()
         self._seek_epoch: defaultdict[TP, int] = defaultdict(int)
+        offsets = ReadOffsets(self.app, self._seek_epoch)
+        self._read_offset = offsets
         self._fetched_epoch: dict[TP, int] = {}
         self._expected: dict[TP, int] = {}  # where each partition's last seek put it
         self.stale_dropped = 0
@@ -98,7 +110,8 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
             if stale and self._fetched_after_seek(tp, message.offset):
                 self._fetched_epoch[tp] = self._seek_epoch[tp]  # the rest of its batch too
                 stale = False
-            offsets.delivering[tp] = (message.offset, message.generation_id, stale)
+            epoch = self._seek_epoch[tp]
+            offsets.delivering[tp] = (message.offset, message.generation_id, epoch, stale)
             if stale:
                 self.stale_dropped += 1
                 if self._stale_logged.get(tp) != self._seek_epoch[tp]:
@@ -106,8 +119,13 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
                     log.warning("consumer: records of %s from offset %s were fetched before its "
                                 "last seek: dropped, fetched again from the sought offset",
                                 tp, message.offset)
+                self._lost(tp, message.offset)
                 return None
-            return await deliver(message)
+            try:
+                return await deliver(message)
+            except asyncio.CancelledError:  # the flow stopped while the stream's buffer was full
+                self.handed_to_no_stream(message)
+                raise
 
         self.callback = callback
 
@@ -145,7 +163,51 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
             return super().ack(message)
         message.acked = True
         self._unacked_messages.discard(message)
+        self._lost(message.tp, message.offset)
         return False
+
+    def handed_to_no_stream(self, message: Message) -> None:
+        """The drain loop's message was not delivered: its read offset must not move on, and
+        it must be read again."""
+        offsets = self._read_offset
+        if isinstance(offsets, ReadOffsets):
+            offsets.delivering[message.tp] = (message.offset, message.generation_id,
+                                              self._seek_epoch[message.tp], True)
+        self._lost(message.tp, message.offset)
+
+    def _lost(self, tp: TP, offset: int) -> None:
+        """``offset`` of ``tp`` was handed to no stream, or skipped by one: it must be read
+        again. The seek that made it stale usually brings it back; :meth:`_read_lost_again`
+        makes sure, should the fetch position already be past it."""
+        if _guarded(tp.topic):
+            known = self._refetch.get(tp)
+            self._refetch[tp] = offset if known is None else min(known, offset)
+            self._refetch_wanted.set()
+
+    @Service.task
+    async def _read_lost_again(self) -> None:
+        """Seek back to each lost offset whose partition's fetch position is already past it
+        (a batch dropped as stale that was in fact fetched after the seek, a message skipped
+        after the seek re-read it). Seeking back re-reads only: nothing is skipped."""
+        while not self.should_stop:
+            with contextlib.suppress(TimeoutError):  # look again every second regardless
+                await asyncio.wait_for(self._refetch_wanted.wait(), 1.0)
+            if not self._refetch or self.app.rebalancing or not self.flow_active:
+                continue
+            self._refetch_wanted.clear()
+            lost, self._refetch = self._refetch, {}
+            assigned = self.assignment()
+            for tp, offset in lost.items():
+                committed = self._committed_offset.get(tp)
+                if tp not in assigned or (committed is not None and offset < committed):
+                    continue  # moved to another worker, or processed and committed since
+                position = await self._thread.position(tp)
+                if position is not None and position > offset:
+                    self.lost_read_again += 1
+                    log.info("consumer: %s offset %s was handed to no stream and the fetch "
+                             "position is already %s: reading again from %s", tp, offset,
+                             position, offset)
+                    await self.seek(tp, offset)
 
     def _new_offset(self, tp: TP) -> int | None:
         """Faust's next committable offset, but never over an offset nobody acked.
@@ -182,6 +244,98 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
         return committed
 
 
+    @Service.task
+    async def _watch_holes(self) -> None:
+        """The safety net under the fixes above: a partition with records past its committed
+        offset, nothing of it in flight, and neither its committed nor its read offset moving
+        for a whole interval, is stuck behind records it was never handed. It is sought back
+        to its committed offset, so it reads them again (at-least-once; every stage drops a
+        re-sent input by its id), with a warning that names the partition and its state."""
+        interval = self.hole_check_s
+        if not interval:
+            return
+        seen: dict[TP, tuple[int, int | None]] = {}
+        idle: set[TP] = set()
+        held = 0  # intervals in a row with the flow stopped, a rebalance or a recovery
+        while not self.should_stop:
+            await self.sleep(interval)
+            if not self.flow_active or self.app.rebalancing or self.app.in_recovery:
+                seen.clear()
+                idle.clear()
+                held += 1
+                if held % 4 == 0:
+                    log.warning("consumer: no stream taken for %.0f s (flow active %s, "
+                                "rebalancing %s, in recovery %s, generation %s)",
+                                held * interval, self.flow_active, self.app.rebalancing,
+                                self.app.in_recovery, self.app.consumer_generation_id)
+                continue
+            held = 0
+            now = self._stuck_candidates()
+            for tp, state in list(now.items()):
+                if seen.get(tp) == state:
+                    await self._heal(tp, state[0])
+                    del now[tp]
+            seen = now
+            inactive = self._inactive_with_lag()
+            for tp in inactive & idle:
+                log.warning("consumer: %s assigned with records to read but not fetched for a "
+                            "whole interval (paused %s, buffer full %s): resumed", tp,
+                            tp in self._paused_partitions, tp in self._buffered_partitions)
+                self.holes_healed += 1
+                self._buffered_partitions.discard(tp)
+                self.resume_partitions([tp])
+            idle = inactive - idle
+
+    def _stuck_candidates(self) -> dict[TP, tuple[int, int | None]]:
+        """Guarded, active partitions with records past their committed offset and nothing in
+        flight: their (committed, read) offsets, to compare one interval later."""
+        in_flight = {m.tp for m in self._unacked_messages}
+        active = self._get_active_partitions()
+        acks_enabled = self.app.topics.acks_enabled_for
+        found: dict[TP, tuple[int, int | None]] = {}
+        for tp in self.assignment():
+            if tp in in_flight or tp not in active or not _guarded(tp.topic) \
+                    or not acks_enabled(tp.topic):
+                continue
+            committed = self._committed_offset.get(tp)
+            if committed is None and self.app.conf.consumer_auto_offset_reset == "earliest":
+                committed = 0  # never committed: its records are read from the beginning
+            highwater = self.highwater(tp)
+            if committed is None or highwater is None or highwater <= committed:
+                continue
+            found[tp] = (committed, self._read_offset.get(tp))
+        return found
+
+    def _inactive_with_lag(self) -> set[TP]:
+        """Guarded partitions assigned here, with records past their committed offset, that
+        the fetcher is not asked for (paused, or left out while their stream's buffer was full)."""
+        active = self._get_active_partitions()
+        found = set()
+        for tp in self.assignment():
+            if tp in active or not _guarded(tp.topic) or not self.app.topics.acks_enabled_for(
+                    tp.topic):
+                continue
+            committed = self._committed_offset.get(tp) or 0
+            highwater = self.highwater(tp)
+            if highwater is not None and highwater > committed:
+                found.add(tp)
+        return found
+
+    async def _heal(self, tp: TP, committed: int) -> None:
+        position = await self._thread.position(tp)
+        acked = sorted(self._acked.get(tp) or ())
+        log.warning("consumer: %s stuck at committed offset %s (read offset %s, fetch position "
+                    "%s, highwater %s, acked %s..%s of %d, seek epoch %s, fetched epoch %s, "
+                    "sought %s, stale dropped %d, read offsets refused %d): sought back to it",
+                    tp, committed, self._read_offset.get(tp), position, self.highwater(tp),
+                    acked[0] if acked else None, acked[-1] if acked else None, len(acked),
+                    self._seek_epoch[tp], self._fetched_epoch.get(tp), self._expected.get(tp),
+                    self.stale_dropped, self._read_offset.refused
+                    if isinstance(self._read_offset, ReadOffsets) else 0)
+        self.holes_healed += 1
+        await self.seek(tp, committed)
+
+
 def _guarded(topic: str) -> bool:
     """Topics read record by record from the sought offset (not compacted, not a changelog)."""
     return topic != CASES and not topic.endswith("-changelog")
@@ -191,6 +345,10 @@ class RebalanceSafeTransport(faust_aiokafka.Transport):
     Consumer = RebalanceSafeConsumer
 
 
-def use_rebalance_safe_consumer(app: faust.App) -> None:
-    """Give ``app`` the transport whose consumer is :class:`RebalanceSafeConsumer`."""
-    app.transport = RebalanceSafeTransport(app.conf.broker_consumer, app)
+def use_rebalance_safe_consumer(app: faust.App, hole_check_s: float = 30.0) -> None:
+    """Give ``app`` the transport whose consumer is :class:`RebalanceSafeConsumer`, watching
+    for stuck partitions every ``hole_check_s`` seconds (0: not at all)."""
+    consumer = type("RebalanceSafeConsumer", (RebalanceSafeConsumer,),
+                    {"hole_check_s": hole_check_s})
+    transport = type("RebalanceSafeTransport", (RebalanceSafeTransport,), {"Consumer": consumer})
+    app.transport = transport(app.conf.broker_consumer, app)

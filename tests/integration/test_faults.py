@@ -135,6 +135,7 @@ def wait_stable(conn: KafkaConnection, group: str) -> None:
             assert time.monotonic() < deadline, f"group {group} never Stable"
 
 
+@pytest.mark.timeout(1500 if FULL else 900)  # its own deadlines report what is missing first
 def test_the_pipeline_loses_and_duplicates_nothing_under_faults(cluster: LocalCluster,
                                                                 tmp_path: Path) -> None:
     rng = random.Random(int(os.environ.get("NETRAL_TEST_SEED", "9")))

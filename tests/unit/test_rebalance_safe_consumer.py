@@ -8,6 +8,7 @@ would drop the re-fetched C..X-1. The real Faust app and consumer class, no brok
 
 from __future__ import annotations
 
+from collections import defaultdict
 from pathlib import Path
 
 import faust
@@ -31,10 +32,10 @@ def app() -> faust.App:
 def test_a_stale_message_cannot_move_the_read_offset_past_the_seek(app: faust.App) -> None:
     offsets = ReadOffsets(app)
     app.consumer_generation_id = 1
-    offsets.delivering[P] = (10, 1, False)
+    offsets.delivering[P] = (10, 1, 0, False)
     offsets[P] = 10  # handed over within its generation: recorded
     assert offsets[P] == 10
-    offsets.delivering[P] = (40, 1, False)  # X = 40 is being handed over...
+    offsets.delivering[P] = (40, 1, 0, False)  # X = 40 is being handed over...
     app.consumer_generation_id = 2  # ...a rebalance happens...
     offsets[P] = 25  # ...and seeks back to the committed offset C = 25
     offsets[P] = 40  # the drain loop now records X
@@ -42,14 +43,27 @@ def test_a_stale_message_cannot_move_the_read_offset_past_the_seek(app: faust.Ap
     assert offsets.refused == 1
 
 
+def test_a_seek_while_a_message_is_handed_over_is_not_undone_by_it(app: faust.App) -> None:
+    """Same generation, but the partition was sought back (to read lost records again) while
+    the drain loop handed message 30 over: its write would hide the re-read 5..29."""
+    epochs: defaultdict[TP, int] = defaultdict(int)
+    offsets = ReadOffsets(app, epochs)
+    app.consumer_generation_id = 1
+    offsets.delivering[P] = (30, 1, epochs[P], False)
+    epochs[P] += 1  # the seek...
+    offsets[P] = 5  # ...back to offset 5
+    offsets[P] = 30  # the drain loop's write for message 30
+    assert offsets[P] == 5 and offsets.refused == 1
+
+
 def test_faust_seeks_through_update_always_land(app: faust.App) -> None:
     offsets = ReadOffsets(app)
     app.consumer_generation_id = 1
-    offsets.delivering[P] = (40, 1, False)
+    offsets.delivering[P] = (40, 1, 0, False)
     app.consumer_generation_id = 2
     offsets.update({P: 40})  # perform_seek() to a committed offset equal to X
     assert offsets[P] == 40
-    offsets.delivering[P] = (41, 2, False)
+    offsets.delivering[P] = (41, 2, 0, False)
     offsets[P] = 41  # the current generation's messages move it on
     assert offsets[P] == 41 and offsets.refused == 0
 
