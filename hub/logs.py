@@ -15,6 +15,8 @@ import sys
 from pythonjsonlogger.json import JsonFormatter
 
 NOISY = ("aiokafka", "kafka", "faust", "mode", "asyncio", "httpx", "urllib3")
+# Once per rebalance, and what ops need to see a worker resume: kept at INFO.
+REBALANCE = ("faust.tables.recovery",)
 
 
 def configure(level: str = "INFO", fmt: str = "console", client_debug: bool = False) -> None:
@@ -39,3 +41,6 @@ def configure(level: str = "INFO", fmt: str = "console", client_debug: bool = Fa
     libraries = "DEBUG" if client_debug else "INFO" if level == "DEBUG" else "WARNING"
     for name in NOISY:
         logging.getLogger(name).setLevel(libraries)
+    for name in REBALANCE:
+        logging.getLogger(name).setLevel(level if client_debug else max(
+            logging.getLevelName(level), logging.INFO))

@@ -349,6 +349,7 @@ def use_rebalance_safe_consumer(app: faust.App, hole_check_s: float = 30.0) -> N
     """Give ``app`` the transport whose consumer is :class:`RebalanceSafeConsumer`, watching
     for stuck partitions every ``hole_check_s`` seconds (0: not at all)."""
     consumer = type("RebalanceSafeConsumer", (RebalanceSafeConsumer,),
-                    {"hole_check_s": hole_check_s})
-    transport = type("RebalanceSafeTransport", (RebalanceSafeTransport,), {"Consumer": consumer})
+                    {"hole_check_s": hole_check_s, "__module__": __name__})
+    transport = type("RebalanceSafeTransport", (RebalanceSafeTransport,),
+                     {"Consumer": consumer, "__module__": __name__})
     app.transport = transport(app.conf.broker_consumer, app)
