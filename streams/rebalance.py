@@ -100,6 +100,9 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
         self._read_offset = offsets
         self._fetched_epoch: dict[TP, int] = {}
         self._expected: dict[TP, int] = {}  # where each partition's last seek put it
+        # the group's committed offsets as the last seek read them, numbered by that read
+        self._sought_committed: dict[TP, tuple[int, int | None]] = {}
+        self._committed_reads = 0
         self.stale_dropped = 0
         self._stale_logged: dict[TP, int] = {}  # the seek epoch last warned about
         deliver: Callable[[Message], Awaitable[Any]] = self.callback
@@ -226,16 +229,34 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
                 return None
         return super()._new_offset(tp)
 
+    async def _commit_offsets(self, offsets: Mapping[TP, int],
+                              start_new_transaction: bool = True) -> bool:
+        """Faust's commit, except that a commit that did not happen does not move the
+        committed offsets Faust remembers (it records them whatever the outcome). A commit in
+        flight across a rebalance fails, and would set the offset back below the one the
+        seek read from the group: that partition's commit then waits for ever on records
+        another worker processed."""
+        before = {tp: self._committed_offset.get(tp) for tp in offsets}
+        reads = self._committed_reads
+        did_commit = await super()._commit_offsets(offsets, start_new_transaction)
+        if not did_commit:
+            for tp in offsets:
+                read_at, offset = self._sought_committed.get(tp, (-1, None))
+                self._committed_offset[tp] = offset if read_at > reads else before[tp]
+        return bool(did_commit)
+
     async def seek_to_committed(self) -> Mapping[TP, int]:
         """Seek to the committed offsets, and a partition without one to its beginning."""
         self._sought(self.assignment())
         committed = await super().seek_to_committed()
+        self._committed_reads += 1
         fresh = [tp for tp, offset in committed.items() if not offset]
         if fresh and self.app.conf.consumer_auto_offset_reset == "earliest":
             log.info("consumer: %d partitions without a committed offset sought to their "
                      "beginning", len(fresh))
             await self._thread.seek_to_beginning(*fresh)
         for tp, offset in committed.items():
+            self._sought_committed[tp] = (self._committed_reads, offset if offset else None)
             start = offset if offset else await self._thread.position(tp)
             if start is None:
                 self._expected.pop(tp, None)  # unknown: Faust's own behaviour
