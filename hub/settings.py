@@ -86,7 +86,7 @@ class NetralSettings(BaseSettings):
         30.0, gt=0, le=3600, description="After SIGTERM/SIGINT, how long the graceful stop may "
         "take before the worker exits anyway (code 124)")
     worker_hole_check_s: float = Field(
-        30.0, ge=0, le=3600, description="How often the worker checks for a partition stuck "
+        10.0, ge=0, le=3600, description="How often the worker checks for a partition stuck "
         "behind its committed offset (records past it, none in flight, no progress for a whole "
         "interval) and seeks it back; 0: never")
     deadline_scan_interval_s: float = Field(

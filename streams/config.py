@@ -28,5 +28,5 @@ class StreamsConfig(BaseModel):
     batch_within_s: float = 0.05
     max_message_bytes: int = 1024 * 1024
     early_warning: EarlyWarningConfig = EarlyWarningConfig()
-    hole_check_s: float = 30.0  # 0: no watch for partitions stuck behind their commit
+    hole_check_s: float = 10.0  # 0: no watch for partitions stuck behind their commit
     deadline_scan_interval_s: float = 300.0  # 0: no timer (ticks only from `netral cases tick`)

@@ -87,7 +87,7 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
     generation at delivery, not at fetch, so the generation alone does not tell.
     """
 
-    hole_check_s: float = 30.0  # NETRAL_WORKER_HOLE_CHECK_S; 0: no watch
+    hole_check_s: float = 10.0  # NETRAL_WORKER_HOLE_CHECK_S; 0: no watch
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -366,7 +366,7 @@ class RebalanceSafeTransport(faust_aiokafka.Transport):
     Consumer = RebalanceSafeConsumer
 
 
-def use_rebalance_safe_consumer(app: faust.App, hole_check_s: float = 30.0) -> None:
+def use_rebalance_safe_consumer(app: faust.App, hole_check_s: float = 10.0) -> None:
     """Give ``app`` the transport whose consumer is :class:`RebalanceSafeConsumer`, watching
     for stuck partitions every ``hole_check_s`` seconds (0: not at all)."""
     consumer = type("RebalanceSafeConsumer", (RebalanceSafeConsumer,),
