@@ -29,7 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.outbox import KafkaRelay, Pending
 from schemas.codec import AvroCodec
-from schemas.errors import HubError
+from schemas.errors import HubError, RetriableError
 from schemas.kafka import KafkaConnection, kafka_failure
 from schemas.models import AccessLogEntry
 from schemas.topics import AUDIT
@@ -52,17 +52,27 @@ def entry_of(row: Unpublished) -> AccessLogEntry:
     return AccessLogEntry(entry_id=row.entry_id, **vars(row.access))
 
 
+class AuditTopicMissing(RetriableError):
+    """``netral.audit`` is not on the cluster: the entries wait until an operator creates it."""
+
+
 class AuditRelay(KafkaRelay):
-    """Publishes the access log's outbox to ``netral.audit``."""
+    """Publishes the access log's outbox to ``netral.audit`` (``topic``: tests name their own)."""
 
     def __init__(self, engine: Engine, kafka: KafkaConnection, codec: AvroCodec | None = None,
-                 *, batch_size: int = 500) -> None:
+                 *, batch_size: int = 500, topic: str = AUDIT) -> None:
         super().__init__(kafka, batch_size=batch_size)
         self.engine = engine
         self.codec = codec or AvroCodec()
+        self.topic = topic
         self.recovered = 0
 
     async def start(self) -> None:
+        """Start the producer and read back what a crash left unmarked.
+
+        Raises :class:`AuditTopicMissing` when the topic does not exist, before anything is sent
+        (a send to a missing topic would block on metadata, aiokafka logging an error each retry).
+        """
         await super().start()
         try:
             self.recovered = await self.recover()
@@ -76,8 +86,8 @@ class AuditRelay(KafkaRelay):
         out = []
         for row in rows:
             record = entry_of(row)
-            out.append(Pending(row.audit_id, AUDIT, record.entry_id,
-                               self.codec.encode_record(record, topic=AUDIT)))
+            out.append(Pending(row.audit_id, self.topic, record.entry_id,
+                               self.codec.encode_record(record, topic=self.topic)))
         return out
 
     def mark(self, sent: Sequence[tuple[Pending, RecordMetadata]]) -> None:
@@ -98,8 +108,13 @@ class AuditRelay(KafkaRelay):
             await consumer.start()
             # no subscription: a metadata update fetches every topic (as hub/lag.py does)
             await consumer._client.force_metadata_update()
-            parts = consumer.partitions_for_topic(AUDIT) or set()
-            tps = [TopicPartition(AUDIT, p) for p in sorted(parts)]
+            parts = consumer.partitions_for_topic(self.topic)
+            if parts is None:
+                raise AuditTopicMissing(
+                    f"topic {self.topic} does not exist on {self.kafka.bootstrap}: create it "
+                    f"with `netral topics create`; the access-log entries wait in audit_outbox "
+                    f"until it exists")
+            tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
             if not tps:
                 return 0
             consumer.assign(tps)
@@ -121,7 +136,7 @@ class AuditRelay(KafkaRelay):
                     if await consumer.position(tp) >= todo[tp]:
                         del todo[tp]
         except KafkaError as err:
-            raise kafka_failure(err, self.kafka, f"read back {AUDIT}") from None
+            raise kafka_failure(err, self.kafka, f"read back {self.topic}") from None
         finally:
             await consumer.stop()
         if not found:
@@ -130,7 +145,7 @@ class AuditRelay(KafkaRelay):
             marked = mark_published(conn, at=datetime.now(UTC), placed=found)
         if marked:
             log.warning("audit relay: %d entries were on %s but not marked (a relay stopped "
-                        "between ack and mark); marked them, not sent again", marked, AUDIT)
+                        "between ack and mark); marked them, not sent again", marked, self.topic)
         return marked
 
     def backlog(self) -> int:
@@ -143,18 +158,33 @@ class AuditRelay(KafkaRelay):
 async def relay_forever(relay: AuditRelay, poll_s: float, *, retry_max_s: float = 30.0) -> None:
     """The API's background task: relay every ``poll_s``; a broker or database failure is logged
     and counted, and retried with backoff (the rows wait in the table), never raised into the
-    API. Cancel it to stop."""
+    API. Cancel it to stop.
+
+    A missing topic is said once, as a warning naming the fix, and then only at DEBUG while it
+    stays missing (each retry looks at the cluster's metadata; nothing is sent)."""
     delay = poll_s
     started = False
+    missing = False
     try:
         while True:
             try:
                 if not started:
                     await relay.start()
                     started = True
+                    if missing:
+                        log.info("audit relay: %s exists now; relaying the waiting entries",
+                                 relay.topic)
+                        missing = False
                 await relay.run(once=True)
                 relay.backlog()
                 delay = poll_s
+            except AuditTopicMissing as err:
+                FAILURES.inc()
+                log.log(logging.DEBUG if missing else logging.WARNING,
+                        "audit relay: %s (looking again with backoff, at most every %.0fs)",
+                        err, retry_max_s)
+                missing = True
+                delay = min(retry_max_s, max(poll_s, delay * 2))
             except (HubError, KafkaError, SQLAlchemyError, OSError) as err:
                 FAILURES.inc()
                 log.error("audit relay: %s (entries wait in audit_log; retry in %.0fs)",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable
-from dataclasses import asdict, fields
 from datetime import date, datetime
 from enum import StrEnum
 
@@ -18,7 +17,7 @@ from openpyxl import Workbook
 
 from sinks.sql.queries import CaseSummary
 
-COLUMNS = [f.name for f in fields(CaseSummary)]
+COLUMNS = list(CaseSummary.model_fields)
 
 
 class ExportFormat(StrEnum):
@@ -45,7 +44,7 @@ def to_csv(rows: Iterable[CaseSummary]) -> bytes:
     writer = csv.writer(out)
     writer.writerow(COLUMNS)
     for row in rows:
-        values = asdict(row)
+        values = row.model_dump()
         writer.writerow([_cell(values[c]) for c in COLUMNS])
     return out.getvalue().encode("utf-8-sig")  # the BOM lets spreadsheet apps read UTF-8
 
@@ -55,7 +54,7 @@ def to_xlsx(rows: Iterable[CaseSummary]) -> bytes:
     sheet = book.create_sheet("kasus")
     sheet.append(COLUMNS)
     for row in rows:
-        values = asdict(row)
+        values = row.model_dump()
         sheet.append([_cell(values[c]) for c in COLUMNS])
     out = io.BytesIO()
     book.save(out)

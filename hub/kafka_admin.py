@@ -38,8 +38,9 @@ async def cluster_size(conn: KafkaConnection) -> int:
 
 
 @contextmanager
-def _quiet(logger: str) -> Iterator[None]:
-    """Silence a client library's connection errors while we poll on purpose."""
+def quiet(logger: str) -> Iterator[None]:
+    """Silence a client library's connection errors while we poll on purpose (the caller
+    reports the one error that matters)."""
     log = logging.getLogger(logger)
     level = log.level
     log.setLevel(logging.CRITICAL)
@@ -53,7 +54,7 @@ async def wait_ready(conn: KafkaConnection, timeout_s: float, brokers: int = 1) 
     """Wait until ``brokers`` brokers answer metadata requests; returns seconds waited."""
     start = time.monotonic()
     last: Exception | None = None
-    with _quiet("aiokafka"):
+    with quiet("aiokafka"):
         while time.monotonic() - start < timeout_s:
             try:
                 if await cluster_size(conn) >= brokers:

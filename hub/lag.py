@@ -10,9 +10,7 @@ partition the group has never committed has no lag row (the broker knows no posi
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Collection, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -24,6 +22,8 @@ from prometheus_client.registry import Collector
 
 from schemas.errors import RetriableError
 from schemas.kafka import KafkaConnection
+
+from .kafka_admin import quiet
 
 DLQ_PREFIX = "netral.dlq."
 
@@ -81,18 +81,6 @@ def progress(before: LagSnapshot, after: LagSnapshot) -> dict[tuple[str, str, in
     return out
 
 
-@contextmanager
-def _quiet() -> Iterator[None]:
-    """aiokafka logs every failed connection attempt; the caller reports the one error."""
-    log = logging.getLogger("aiokafka")
-    level = log.level
-    log.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        log.setLevel(level)
-
-
 async def read_lag(conn: KafkaConnection, *, groups: Collection[str] | None = None,
                    timeout_s: float = 10.0) -> LagSnapshot:
     """Committed and end offsets of ``groups`` (default: every consumer group), and DLQ depth.
@@ -100,7 +88,7 @@ async def read_lag(conn: KafkaConnection, *, groups: Collection[str] | None = No
     Raises RetriableError with one line when the broker does not answer within ``timeout_s``.
     """
     try:
-        with _quiet():
+        with quiet("aiokafka"):  # it logs every failed connection attempt
             return await asyncio.wait_for(_read(conn, groups, timeout_s), timeout_s)
     except (KafkaError, OSError, TimeoutError) as err:
         raise RetriableError(f"broker at {conn.bootstrap} not answering for lag "

@@ -83,19 +83,21 @@ def router() -> APIRouter:
     def page(request: Request, name: str, who: Principal, **context: Any) -> HTMLResponse:
         return templates.TemplateResponse(request, name, {"who": who, **context})
 
+    def forbidden(request: Request, who: Principal, status: int = 403) -> HTMLResponse:
+        """The refusal page: 403 for a role that may not see it, 404 for what is not there."""
+        return templates.TemplateResponse(request, "forbidden.html", {"who": who},
+                                          status_code=status)
+
     def case_page(request: Request, who: Principal, *, title: str, hint: str,
                   filters: queries.CaseFilter, sort: queries.Sort) -> HTMLResponse:
         if not who.sees_cases:
-            return templates.TemplateResponse(
-                request, "forbidden.html", {"who": who}, status_code=403)
+            return forbidden(request, who)
         province = request.query_params.get("province")
         if province is not None:
             if not (len(province) == 2 and province.isdigit() and regions.is_known(province)):
-                return templates.TemplateResponse(
-                    request, "forbidden.html", {"who": who}, status_code=404)
+                return forbidden(request, who, 404)
             if who.province_code not in (None, province):
-                return templates.TemplateResponse(
-                    request, "forbidden.html", {"who": who}, status_code=403)
+                return forbidden(request, who)
             filters = replace(filters, province_code=province)
             title = f"{title} · {regions.name_of(province)}"
         monitor = monitor_of(request)
@@ -177,15 +179,12 @@ def router() -> APIRouter:
     def case_detail(request: Request, case_id: str) -> HTMLResponse:
         who = who_of(request)
         if not who.sees_cases:
-            return templates.TemplateResponse(request, "forbidden.html", {"who": who},
-                                              status_code=403)
+            return forbidden(request, who)
         monitor = monitor_of(request)
         with monitor.engine.connect() as conn:
             visible = queries.in_scope(conn, case_id=case_id[:100], scope=who.scope)
             if not visible:
-                return templates.TemplateResponse(
-                    request, "forbidden.html", {"who": who},
-                    status_code=404 if visible is None else 403)
+                return forbidden(request, who, 404 if visible is None else 403)
             found = queries.get_case(conn, case_id=case_id)
             assert found is not None
             timeline = queries.transitions_of(conn, case_id=case_id)
@@ -197,8 +196,7 @@ def router() -> APIRouter:
     def alert_feed(request: Request) -> HTMLResponse:
         who = who_of(request)
         if not who.sees_cases:
-            return templates.TemplateResponse(request, "forbidden.html", {"who": who},
-                                              status_code=403)
+            return forbidden(request, who)
         monitor = monitor_of(request)
         with monitor.engine.connect() as conn:
             items, total = queries.list_alerts(conn, scope=who.scope, limit=FEED_SIZE)
@@ -208,8 +206,7 @@ def router() -> APIRouter:
     def evaluation(request: Request) -> HTMLResponse:
         who = who_of(request)
         if not who.sees_cases:
-            return templates.TemplateResponse(request, "forbidden.html", {"who": who},
-                                              status_code=403)
+            return forbidden(request, who)
         monitor = monitor_of(request)
         with monitor.engine.connect() as conn:
             histories = queries.case_histories(conn, scope=who.scope)
@@ -220,8 +217,7 @@ def router() -> APIRouter:
     def pipeline(request: Request) -> HTMLResponse:
         who = who_of(request)
         if who.role is not Role.NATIONAL:
-            return templates.TemplateResponse(request, "forbidden.html", {"who": who},
-                                              status_code=403)
+            return forbidden(request, who)
         monitor = monitor_of(request)
         with monitor.engine.connect() as conn:
             last = queries.last_update(conn)

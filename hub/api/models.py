@@ -9,29 +9,16 @@ from pydantic import BaseModel, Field
 
 from schemas.models import ReviewAction
 from schemas.models.types import MAX_CASE_LIST
+from sinks.alerts.masking import AlertFields
+from sinks.sql.queries import CaseSummary
 
 
 class Problem(BaseModel):
     detail: str
 
 
-class CaseOut(BaseModel):
-    case_id: str
-    version: int
-    election: str
-    state: str
-    nip: str | None
-    person_name: str
-    agency_name: str
-    region_code: str
-    province_code: str
-    violation_type: str
-    level: str | None
-    opened_at: datetime
-    updated_at: datetime
-    next_deadline: date | None
-    escalation_step: int
-    blocked: bool
+class CaseOut(CaseSummary):
+    """A listed case: the national record's list row, as the read side defines it."""
 
 
 class CasesOut(BaseModel):
@@ -87,18 +74,8 @@ class StatsOut(BaseModel):
     weekly: list[WeekCount]
 
 
-class AlertOut(BaseModel):
-    alert_id: str
-    rule: str
-    severity: str
-    region_code: str
-    province_code: str
-    case_id: str | None
-    nip: str | None
-    agency_name: str | None
-    title: str
-    detail: str
-    at: datetime
+class AlertOut(AlertFields):
+    """An early-warning alert as the API lists it (the fields a recipient is shown)."""
 
 
 class AlertsOut(BaseModel):

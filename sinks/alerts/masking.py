@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
 
 from schemas.models.hub import Alert
 from schemas.nip import mask_nip
 
-__all__ = ["AlertView", "mask_name", "mask_nip", "mask_text", "view_of"]
+__all__ = ["AlertFields", "AlertView", "mask_name", "mask_nip", "mask_text", "view_of"]
 
 _NIP_RUN = re.compile(r"(?<!\d)\d{18}(?!\d)")
 _MIN_PART = 3
@@ -42,9 +43,10 @@ def mask_text(text: str, names: Iterable[str] = ()) -> str:
     return out
 
 
-@dataclass(frozen=True)
-class AlertView:
-    """What one recipient is shown of an alert: the alert's fields, masked or not."""
+class AlertFields(BaseModel):
+    """The fields of an alert a person is shown (``hub.api.models.AlertOut`` reuses them)."""
+
+    model_config = ConfigDict(frozen=True)
 
     alert_id: str
     rule: str
@@ -57,31 +59,20 @@ class AlertView:
     title: str
     detail: str
     at: datetime
+
+
+class AlertView(AlertFields):
+    """What one recipient is shown of an alert: the alert's fields, masked or not."""
+
     masked: bool
 
     def to_json(self) -> dict[str, object]:
-        return {
-            "alert_id": self.alert_id, "rule": self.rule, "severity": self.severity,
-            "region_code": self.region_code, "province_code": self.province_code,
-            "case_id": self.case_id, "nip": self.nip, "agency_name": self.agency_name,
-            "title": self.title, "detail": self.detail, "at": self.at.isoformat(),
-            "masked": self.masked,
-        }
+        """The view as channels send it and the digest queue keeps it (``at`` in ISO 8601)."""
+        return {**self.model_dump(), "at": self.at.isoformat()}
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> AlertView:
-        def opt(key: str) -> str | None:
-            value = data.get(key)
-            return None if value is None else str(value)
-
-        return cls(
-            alert_id=str(data["alert_id"]), rule=str(data["rule"]),
-            severity=str(data["severity"]), region_code=str(data["region_code"]),
-            province_code=str(data["province_code"]), case_id=opt("case_id"),
-            nip=opt("nip"), agency_name=opt("agency_name"), title=str(data["title"]),
-            detail=str(data["detail"]), at=datetime.fromisoformat(str(data["at"])),
-            masked=bool(data["masked"]),
-        )
+        return cls.model_validate(data)
 
 
 def view_of(alert: Alert, *, masked: bool, names: Iterable[str] = ()) -> AlertView:

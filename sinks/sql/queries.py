@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select, true
 from sqlalchemy.orm import Session
 
@@ -121,9 +122,13 @@ def position_column() -> ColumnElement[Any]:
 # -- cases --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class CaseSummary:
-    """One row of a case list: the filter columns, not the whole record."""
+class CaseSummary(BaseModel):
+    """One row of a case list: the filter columns, not the whole record.
+
+    Also the API's shape of a listed case (``hub.api.models.CaseOut`` adds nothing to it).
+    """
+
+    model_config = ConfigDict(frozen=True)
 
     case_id: str
     version: int
@@ -149,7 +154,7 @@ class CasePage:
     total: int
 
 
-_SUMMARY = [cases.c[name] for name in CaseSummary.__dataclass_fields__]
+_SUMMARY = [cases.c[name] for name in CaseSummary.model_fields]
 
 
 def _ordered(stmt: Select[Any], sort: Sort) -> Select[Any]:

@@ -4,7 +4,8 @@ Per batch: fetch (read_committed, so aborted stream transactions never reach the
 with the codec and validate with the topic's model, buffer, flush in one transaction, send refused
 records to ``netral.dlq.sql`` and wait for the broker's acks, and only then commit the offsets.
 A crash anywhere before the commit means the batch is delivered again, which the idempotent writes
-make harmless; so the record is at-least-once in delivery and exactly-once in effect.
+make harmless; so the record is at-least-once in delivery and exactly-once in effect. The loop
+is :class:`sinks.runner_base.SinkRunner`, shared with the alert channels.
 
 A record that cannot be decoded or validated goes to the DLQ with the reason and the loop moves on.
 A database outage holds the batch: the loop retries the same flush with capped, jittered backoff
@@ -14,21 +15,16 @@ uncommitted records are simply redelivered.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 
 from schemas.codec import AvroCodec
-from schemas.dlq import DeadLetter
-from schemas.errors import InvalidMessage, RetriableError, explain
+from schemas.errors import InvalidMessage, explain
 from schemas.kafka import KafkaConnection
 from schemas.models import (
     Alert,
@@ -48,6 +44,7 @@ from schemas.topics import (
     dlq_topic,
 )
 
+from ..runner_base import Backoff, Letter, LoopStats, SinkRunner
 from .sink import FlushResult, RecordMeta, SqlRecord, SqlSink, SqlWriteError
 
 log = logging.getLogger(__name__)
@@ -97,115 +94,52 @@ class SqlRunnerConfig:
 
 
 @dataclass
-class SqlRunnerStats:
+class SqlRunnerStats(LoopStats):
     """Counters for logs, tests and benchmarks."""
 
-    batches: int = 0
-    records: int = 0
     written: dict[str, int] = field(default_factory=dict)
-    dead_lettered: int = 0
     write_retries: int = 0
-    committed: dict[TopicPartition, int] = field(default_factory=dict)
-    """The next offset to read, per partition, as last committed (how far the record is)."""
 
 
-class SqlSinkRunner:
+class SqlSinkRunner(SinkRunner[SqlRecord, SqlRunnerStats]):
     """Consumes the record's topics into :class:`SqlSink`; ``start``, ``run``, ``stop``."""
 
+    name = "sql"
+    stage = STAGE
+    dead_letter_bugs = True  # a bug must not stop the record: DLQ it, loudly
+
     def __init__(self, sink: SqlSink, codec: AvroCodec, cfg: SqlRunnerConfig) -> None:
+        super().__init__(codec, cfg, SqlRunnerStats(), topics=list(cfg.topics),
+                         dlq=dlq_topic(STAGE), consumer_options={
+                             "max_partition_fetch_bytes": cfg.fetch_max_bytes,
+                             "fetch_max_bytes": cfg.fetch_max_bytes * 4})
         self.sink = sink
-        self.codec = codec
         self.cfg = cfg
-        self.stats = SqlRunnerStats()
-        self._consumer: AIOKafkaConsumer | None = None
-        self._producer: AIOKafkaProducer | None = None
-        self._stop = asyncio.Event()
 
-    async def start(self) -> None:
-        """Check the database first (a wrong URL fails before joining the group), then Kafka."""
+    async def _setup(self) -> None:
         await self.sink.setup()
-        kwargs = self.cfg.kafka.aiokafka_kwargs()
-        self._producer = AIOKafkaProducer(**kwargs, acks="all", enable_idempotence=True)
-        await self._producer.start()
-        self._consumer = AIOKafkaConsumer(
-            *self.cfg.topics, **kwargs, group_id=self.cfg.group_id,
-            isolation_level="read_committed", enable_auto_commit=False,
-            auto_offset_reset="earliest", max_partition_fetch_bytes=self.cfg.fetch_max_bytes,
-            fetch_max_bytes=self.cfg.fetch_max_bytes * 4,
-        )
-        try:
-            await self._consumer.start()
-        except BaseException:
-            await self._producer.stop()
-            raise
 
-    def request_stop(self) -> None:
-        """Finish the current batch, then leave :meth:`run` (safe from a signal handler)."""
-        self._stop.set()
-
-    async def stop(self) -> None:
-        """Leave the group and close the clients; unwritten records are redelivered later."""
-        self._stop.set()
-        if self._consumer is not None:
-            await self._consumer.stop()
-        if self._producer is not None:
-            await self._producer.stop()
+    async def _after_close(self) -> None:
         await self.sink.close()
 
-    async def run(self) -> SqlRunnerStats:
-        """Process batches until :meth:`request_stop`."""
-        while not self._stop.is_set():
-            await self.run_once()
-        return self.stats
+    def _decode(self, rec: ConsumerRecord) -> SqlRecord:
+        return decode_record(self.codec, rec.topic, rec.value, topics=self.cfg.topics)
 
-    async def run_once(self) -> int:
-        """Fetch, write and commit one batch; returns how many records it held."""
-        assert self._consumer is not None, "call start() first"
-        fetched = await self._consumer.getmany(timeout_ms=self.cfg.poll_timeout_ms,
-                                               max_records=self.cfg.batch_size)
-        if not fetched:
-            return 0
+    async def _handle(self, items: list[tuple[ConsumerRecord, SqlRecord]]) -> list[Letter]:
+        """Buffer and flush in one transaction; the refused records go back for the DLQ."""
         originals: dict[tuple[str, int, int], ConsumerRecord] = {}
-        sends: list[asyncio.Future[object]] = []
-        count = 0
-        for records in fetched.values():
-            for rec in records:
-                count += 1
-                originals[(rec.topic, rec.partition, rec.offset)] = rec
-                meta = RecordMeta(rec.topic, rec.partition, rec.offset, rec.key)
-                try:
-                    record = decode_record(self.codec, rec.topic, rec.value,
-                                           topics=self.cfg.topics)
-                except InvalidMessage as err:
-                    sends.append(await self._dead_letter(rec, err))
-                    continue
-                except Exception as err:  # a bug must not stop the record: DLQ it, loudly
-                    log.exception("sql: unexpected error decoding %s[%d]@%d",
-                                  rec.topic, rec.partition, rec.offset)
-                    sends.append(await self._dead_letter(rec, err))
-                    continue
-                self.sink.add(record, meta)
+        for rec, record in items:
+            originals[(rec.topic, rec.partition, rec.offset)] = rec
+            self.sink.add(record, RecordMeta(rec.topic, rec.partition, rec.offset, rec.key))
         result = await self._flush()
-        for refused in result.rejected:
-            m = refused.meta
-            sends.append(await self._dead_letter(originals[(m.topic, m.partition, m.offset)],
-                                                 refused.error))
-        if sends:
-            try:
-                await asyncio.gather(*sends)
-            except KafkaError as err:
-                raise RetriableError(f"DLQ {dlq_topic(STAGE)} did not acknowledge: {err}"
-                                     ) from err
-        await self._commit({tp: recs[-1].offset + 1 for tp, recs in fetched.items() if recs})
-        self.stats.batches += 1
-        self.stats.records += count
         for table, n in result.written.items():
             self.stats.written[table] = self.stats.written.get(table, 0) + n
-        return count
+        return [(originals[(r.meta.topic, r.meta.partition, r.meta.offset)], r.error)
+                for r in result.rejected]
 
     async def _flush(self) -> FlushResult:
         """Flush, retrying the same batch while the database is unavailable (until stopped)."""
-        delay = self.cfg.retry_initial_s
+        backoff = Backoff(self.cfg.retry_initial_s, self.cfg.retry_max_s)
         while True:
             try:
                 return await self.sink.flush()
@@ -213,36 +147,6 @@ class SqlSinkRunner:
                 if self._stop.is_set():
                     raise
                 self.stats.write_retries += 1
-                wait = delay * random.uniform(0.5, 1.0)  # jitter only
+                wait = backoff.next_wait()
                 log.warning("sql: %s; retrying the same batch in %.1fs", err, wait)
-                with contextlib.suppress(TimeoutError):  # woken early by request_stop()
-                    await asyncio.wait_for(self._stop.wait(), timeout=wait)
-                delay = min(delay * 2, self.cfg.retry_max_s)
-
-    async def _dead_letter(self, rec: ConsumerRecord, err: BaseException
-                           ) -> asyncio.Future[object]:
-        """Send the original key, bytes and headers plus the reason; log where, not the payload."""
-        assert self._producer is not None
-        letter = DeadLetter.of(err, stage=STAGE, topic=rec.topic, partition=rec.partition,
-                               offset=rec.offset)
-        log.warning("dlq %s: %s[%d]@%d %s: %s", STAGE, rec.topic, rec.partition, rec.offset,
-                    letter.error_class, letter.reason[:300])
-        self.stats.dead_lettered += 1
-        kept = [(k, bytes(v)) for k, v in (rec.headers or ())]
-        future: asyncio.Future[object] = await self._producer.send(
-            dlq_topic(STAGE), key=rec.key, value=rec.value or b"", headers=kept + letter.headers())
-        return future
-
-    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
-        """Commit what was written; partitions lost in a rebalance are left to their new owner."""
-        assert self._consumer is not None
-        owned = {tp: off for tp, off in offsets.items() if tp in self._consumer.assignment()}
-        if not owned:
-            return
-        try:
-            await self._consumer.commit(owned)
-        except (CommitFailedError, IllegalStateError) as err:
-            log.warning("sql: offsets not committed (%s); the batch will be redelivered, "
-                        "which changes nothing", err)
-            return
-        self.stats.committed.update(owned)
+                await self._pause(wait)

@@ -5,12 +5,15 @@ the ack and the mark, and a broker outage neither fails a read nor loses an entr
 from __future__ import annotations
 
 import asyncio
+import logging
+import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import RecordMetadata
 from sqlalchemy import Engine, select
 
@@ -166,3 +169,50 @@ def test_a_broker_outage_keeps_the_entries_and_the_relay_alive(log_db: Engine) -
 
     assert asyncio.run(main()), "relay_forever must not end on a broker failure"
     assert _pending(log_db) == 2
+
+
+def test_without_the_topic_the_relay_warns_once_backs_off_and_loses_nothing(
+        log_db: Engine, kafka: KafkaConnection, caplog: pytest.LogCaptureFixture) -> None:
+    """A broker without the hub's topics (e.g. the API run against a bare cluster): one warning
+    naming the fix, no metadata errors from aiokafka, the entries kept; sent once it exists."""
+    _log(log_db, 3)
+    topic = f"netral.audit.missing-{uuid.uuid4().hex[:8]}"
+    before = FAILURES._value.get()
+
+    async def main() -> None:
+        relay = AuditRelay(log_db, kafka, topic=topic)
+        task = asyncio.create_task(relay_forever(relay, 0.1, retry_max_s=0.4))
+        try:
+            async def retried() -> bool:
+                return FAILURES._value.get() >= before + 4 or task.done()
+
+            await wait_until(retried, 120, "the relay looked for the missing topic 4 times")
+            assert not task.done(), "relay_forever must not end on a missing topic"
+            assert _pending(log_db) == 3
+            admin = AIOKafkaAdminClient(**kafka.aiokafka_kwargs())
+            await admin.start()
+            try:
+                await admin.create_topics([NewTopic(topic, 1, 1)])
+            finally:
+                await admin.close()
+
+            async def relayed() -> bool:
+                return _pending(log_db) == 0 or task.done()
+
+            await wait_until(relayed, 120, "the relay sent the waiting entries")
+            assert not task.done()
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    with caplog.at_level(logging.DEBUG):
+        asyncio.run(main())
+    warned = [r for r in caplog.records
+              if r.levelno >= logging.WARNING and topic in r.getMessage()]
+    assert len(warned) == 1, [r.getMessage() for r in warned]
+    assert "netral topics create" in warned[0].getMessage()
+    assert "audit_outbox" in warned[0].getMessage()
+    assert not [r for r in caplog.records if "not found in cluster metadata" in r.getMessage()]
+    assert any(f"{topic} exists now" in r.getMessage() for r in caplog.records)
+    sent = asyncio.run(consume_until(kafka, [topic], lambda rs: len(rs) >= 3, 90))
+    assert sorted(r.key.decode() for r in sent if r.key) == sorted(_outbox(log_db))

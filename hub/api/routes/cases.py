@@ -73,7 +73,7 @@ def _known_region(code: str | None) -> None:
 
 
 def case_out(s: queries.CaseSummary) -> CaseOut:
-    return CaseOut(**s.__dict__)
+    return CaseOut(**s.model_dump())
 
 
 def require_case(conn: ConnDep, who: Principal, case_id: str) -> None:
