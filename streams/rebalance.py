@@ -94,6 +94,7 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
         self.holes_healed = 0
         self.lost_read_again = 0
         self._refetch: dict[TP, int] = {}  # per partition: the lowest offset to read again
+        self._lost_floor: dict[TP, int] = {}  # per partition: lowest lost offset not seen again
         self._refetch_wanted = asyncio.Event()
         self._seek_epoch: defaultdict[TP, int] = defaultdict(int)
         offsets = ReadOffsets(self.app, self._seek_epoch)
@@ -124,6 +125,9 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
                                 tp, message.offset)
                 self._lost(tp, message.offset)
                 return None
+            floor = self._lost_floor.get(tp)
+            if floor is not None and message.offset <= floor:
+                del self._lost_floor[tp]  # it is here again
             try:
                 return await deliver(message)
             except asyncio.CancelledError:  # the flow stopped while the stream's buffer was full
@@ -155,6 +159,7 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
     async def seek(self, partition: TP, offset: int) -> None:
         self._sought([partition])
         self._expected[partition] = offset
+        self._read_again_from(partition, offset)
         await super().seek(partition, offset)
 
     def ack(self, message: Message) -> bool:
@@ -185,7 +190,26 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
         if _guarded(tp.topic):
             known = self._refetch.get(tp)
             self._refetch[tp] = offset if known is None else min(known, offset)
+            floor = self._lost_floor.get(tp)
+            self._lost_floor[tp] = offset if floor is None else min(floor, offset)
             self._refetch_wanted.set()
+
+    async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
+        """Faust's gap tracking (offsets it never saw are compacted away or transaction
+        markers, and are committed over), but never from a lost offset on: the next record
+        the drain loop sees after records dropped as stale is past them, and they come again."""
+        floor = self._lost_floor.get(tp)
+        if floor is not None and offset_to >= floor:
+            offset_to = floor - 1
+            if offset_to < offset_from:
+                return
+        await super()._add_gap(tp, offset_from, offset_to)
+
+    def _read_again_from(self, tp: TP, offset: int) -> None:
+        """``tp`` is read again from ``offset``: lost offsets from there on are no longer lost."""
+        floor = self._lost_floor.get(tp)
+        if floor is not None and offset <= floor:
+            del self._lost_floor[tp]
 
     @Service.task
     async def _read_lost_again(self) -> None:
@@ -203,6 +227,8 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
             for tp, offset in lost.items():
                 committed = self._committed_offset.get(tp)
                 if tp not in assigned or (committed is not None and offset < committed):
+                    if tp not in assigned or self._lost_floor.get(tp, offset) < (committed or 0):
+                        self._lost_floor.pop(tp, None)  # not ours, or done below the commit
                     continue  # moved to another worker, or processed and committed since
                 position = await self._thread.position(tp)
                 if position is not None and position > offset:
@@ -262,6 +288,7 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
                 self._expected.pop(tp, None)  # unknown: Faust's own behaviour
             else:
                 self._expected[tp] = start
+                self._read_again_from(tp, start)
         return committed
 
 

@@ -50,6 +50,7 @@ from hub.broker.cluster import LocalCluster
 from hub.broker.local import free_port
 from hub.commands.cases import SCAN_TIME, send_ticks, ticks_for
 from hub.kafka_admin import read_to_end, wait_group_stable
+from hub.lag import read_lag
 from schemas.codec import AvroCodec
 from schemas.dlq import DeadLetter
 from schemas.errors import HubError, RetriableError
@@ -196,7 +197,7 @@ def test_the_pipeline_loses_and_duplicates_nothing_under_faults(cluster: LocalCl
             cases = latest_cases(asyncio.run(consume_until(conn, [CASES], complete,
                                                            timeout_s=400)))
         except AssertionError:
-            print(asyncio.run(_where_lost(conn, sim)))
+            print(asyncio.run(_where_lost(conn, sim, app_id)))
             raise
         merge = score(truth, cases.values())
         assert merge.precision >= 0.99 and merge.recall >= 0.98, merge.line()
@@ -345,8 +346,10 @@ def _deliveries(received: Path, sent: dict[str, Alert]) -> list[tuple[str, str]]
             and x["body"]["alert"]["alert_id"] in sent]
 
 
-async def _where_lost(conn: KafkaConnection, sim: Simulation) -> str:
-    """For a failed run: where each missing event stopped (raw topic, netral.events, a case)."""
+async def _where_lost(conn: KafkaConnection, sim: Simulation, group: str) -> str:
+    """For a failed run: where each missing event stopped (raw topic, netral.events, a case),
+    and the group's committed offset on each partition it stopped at (past it: committed over;
+    behind it: not taken)."""
     codec = AvroCodec()
     raw: dict[tuple[str, bytes], ConsumerRecord] = {}
     for agency in {e.agency for e in sim.events}:
@@ -360,17 +363,27 @@ async def _where_lost(conn: KafkaConnection, sim: Simulation) -> str:
             continue
     in_cases = {s.event_id for c in latest_cases(await read_to_end(conn, CASES)).values()
                 for s in c.sources}
+    committed = {(p.topic, p.partition): (p.committed, p.end)
+                 for p in (await read_lag(conn, groups=[group], timeout_s=20)).partitions}
     lines = []
+    stopped: set[tuple[str, int]] = set()
     for ev in sim.events:
         if ev.record is None or ev.event_id in in_cases:
             continue
         r = raw.get((ev.agency, ev.record.source_id.encode()))
+        e = events.get(ev.event_id)
         where = ("not on its raw topic" if r is None else
                  f"raw {r.topic}[{r.partition}]@{r.offset}, " + (
-                     f"on netral.events @{events[ev.event_id].offset}, in no case"
-                     if ev.event_id in events else "not on netral.events"))
+                     f"on netral.events[{e.partition}]@{e.offset}, in no case"
+                     if e is not None else "not on netral.events"))
+        stopped.add((e.topic, e.partition) if e is not None else (r.topic, r.partition)
+                    if r is not None else ("", -1))
         lines.append(f"  {ev.event_id}: {where}")
-    return f"{len(lines)} events of the wave in no case:\n" + "\n".join(lines[:60])
+    offsets = ", ".join(f"{t}[{p}] {committed.get((t, p), ('none', '?'))[0]} of "
+                        f"{committed.get((t, p), ('none', '?'))[1]}"
+                        for t, p in sorted(stopped) if t)
+    return (f"{len(lines)} events of the wave in no case:\n" + "\n".join(lines[:60])
+            + f"\ngroup {group} committed offsets where they stopped: {offsets}")
 
 
 def _result(rec: ConsumerRecord) -> SiasnOrderResult:

@@ -139,3 +139,20 @@ def test_a_batch_requested_before_a_seek_but_fetched_after_it_is_kept(tmp_path: 
     assert not consumer._fetched_after_seek(P, 40)  # fetched from before the seek
     changelog = TP("netral-cases-journal-changelog", 0)
     assert consumer._fetched_after_seek(changelog, 7)  # compacted: Faust's own behaviour
+
+
+async def test_lost_offsets_are_no_gap_to_commit_over(tmp_path: Path) -> None:
+    """Records 7..14 dropped as stale, the next delivered record 15: Faust's gap tracking would
+    take 7..14 for compacted away and commit over them. Lost offsets come again: no gap."""
+    consumer = _worker_app(tmp_path).consumer
+    consumer._committed_offset[P] = 5  # the commit lags: 5 and 6 done, not yet committed
+    consumer._lost(P, 7)
+    await consumer._add_gap(P, 7, 15)  # as the drain loop calls it for record 15
+    consumer._acked[P] = [5, 6, 15, 16]
+    assert consumer._new_offset(P) == 7, "7..14 would be committed over"
+    consumer._read_again_from(P, 7)
+    assert P not in consumer._lost_floor  # sought back to 7: read again from there
+    consumer._committed_offset[P] = 7  # as the commit of 7 records it
+    await consumer._add_gap(P, 20, 22)  # a gap after that (a transaction marker) still counts
+    consumer._acked[P] = [7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 22]
+    assert consumer._new_offset(P) == 23
