@@ -95,6 +95,8 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
         self.lost_read_again = 0
         self._refetch: dict[TP, int] = {}  # per partition: the lowest offset to read again
         self._lost_floor: dict[TP, int] = {}  # per partition: lowest lost offset not seen again
+        self._batch: dict[TP, tuple[int, int]] = {}  # the last batch: first, last offset
+        self._reached: dict[TP, int] = {}  # the last offset of it that reached the callback
         self._refetch_wanted = asyncio.Event()
         self._seek_epoch: defaultdict[TP, int] = defaultdict(int)
         offsets = ReadOffsets(self.app, self._seek_epoch)
@@ -110,6 +112,7 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
 
         async def callback(message: Message) -> Any:
             tp = message.tp
+            self._reached[tp] = message.offset
             stale = self._fetched_epoch.get(tp, -1) != self._seek_epoch[tp]
             if stale and self._fetched_after_seek(tp, message.offset):
                 self._fetched_epoch[tp] = self._seek_epoch[tp]  # the rest of its batch too
@@ -150,11 +153,26 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
 
     async def _wait_next_records(self, timeout: float  # noqa: ASYNC109 - Faust's signature
                                  ) -> tuple[Any, set[TP] | None]:
+        self._check_batch_handed_over()
         requested = dict(self._seek_epoch)
         records, active = await super()._wait_next_records(timeout)
         if records:
             self._fetched_epoch = {tp: requested.get(tp, 0) for tp in records}
+            self._batch = {tp: (rs[0].offset, rs[-1].offset) for tp, rs in records.items()
+                           if rs and _guarded(tp.topic)}
+            self._reached = {}
         return records, active
+
+    def _check_batch_handed_over(self) -> None:
+        """Faust's ``getmany`` leaves out, without a word, the rest of a batch once the flow
+        stops or the generation changes, and the records of a partition no longer active; the
+        fetch position has moved past them all the same. Whatever of the last batch never
+        reached the callback is lost, and read again."""
+        for tp, (first, last) in self._batch.items():
+            reached = self._reached.get(tp)
+            if reached is None or reached < last:
+                self._lost(tp, first if reached is None else reached + 1)
+        self._batch = {}
 
     async def seek(self, partition: TP, offset: int) -> None:
         self._sought([partition])

@@ -156,3 +156,19 @@ async def test_lost_offsets_are_no_gap_to_commit_over(tmp_path: Path) -> None:
     await consumer._add_gap(P, 20, 22)  # a gap after that (a transaction marker) still counts
     consumer._acked[P] = [7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 22]
     assert consumer._new_offset(P) == 23
+
+
+def test_the_untaken_rest_of_a_batch_is_read_again(tmp_path: Path) -> None:
+    """Faust's getmany leaves out the rest of a batch when the flow stops or the generation
+    changes (and a paused partition's records), silently: those offsets are marked lost."""
+    consumer = _worker_app(tmp_path).consumer
+    other = TP("netral.events", 1)
+    consumer._batch = {P: (10, 19), other: (3, 5)}
+    consumer._reached = {P: 14}  # 15..19 never reached the callback, nothing of `other`
+    consumer._check_batch_handed_over()
+    assert consumer._refetch == {P: 15, other: 3}
+    assert consumer._lost_floor == {P: 15, other: 3}
+    consumer._refetch.clear()
+    consumer._batch, consumer._reached = {P: (20, 29)}, {P: 29}  # all handed over
+    consumer._check_batch_handed_over()
+    assert consumer._refetch == {}
