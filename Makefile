@@ -53,10 +53,9 @@ chromium:
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; }
 
-# The fault suite is quarantined from `make test` (README "Proof under stress": an intermittent
-# stall after rebalances is open); `make test-faults` / `test-faults-light` run it.
+# Everything, the light form of the fault suite included (README "Proof under stress").
 test: broker-dist compose-client chromium
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not faults" $(PYTEST_ARGS); rc=$$?; \
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: no test ran (pytest exit 5): that is a failure"; exit 1; fi; \
 	exit $$rc
 

@@ -13,11 +13,8 @@ in the SQL record with the state the stream gave it, every block effective exact
 mock SIASN, every alert once at each recipient its route names, every poison message in a DLQ.
 It prints the table of these counts.
 
-``make test-faults-light`` runs the light form, ``make test-faults`` the full one
-(``NETRAL_TEST_FAULTS=full``: more cases, >= 5 worker SIGKILLs, a 60 s SIASN outage). Both are
-quarantined from ``make test`` for now: 3 of 12 runs here still ended with the cases stage
-stalled after a rebalance (its committed offset stays behind the records it did not take; see
-README "Proof under stress").
+``make test`` and ``make test-faults-light`` run the light form, ``make test-faults`` the full
+one (``NETRAL_TEST_FAULTS=full``: more cases, >= 5 worker SIGKILLs, a 60 s SIASN outage).
 """
 
 from __future__ import annotations
