@@ -103,9 +103,8 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
         self._read_offset = offsets
         self._fetched_epoch: dict[TP, int] = {}
         self._expected: dict[TP, int] = {}  # where each partition's last seek put it
-        # the group's committed offsets as the last seek read them, numbered by that read
-        self._sought_committed: dict[TP, tuple[int, int | None]] = {}
-        self._committed_reads = 0
+        # the group's committed offsets: as the last seek read them, or the last commit made
+        self._known_committed: dict[TP, int | None] = {}
         self.stale_dropped = 0
         self._stale_logged: dict[TP, int] = {}  # the seek epoch last warned about
         deliver: Callable[[Message], Awaitable[Any]] = self.callback
@@ -280,27 +279,34 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
         flight across a rebalance fails, and would set the offset back below the one the
         seek read from the group: that partition's commit then waits for ever on records
         another worker processed."""
-        before = {tp: self._committed_offset.get(tp) for tp in offsets}
-        reads = self._committed_reads
         did_commit = await super()._commit_offsets(offsets, start_new_transaction)
-        if not did_commit:
+        known = self._known_committed
+        if did_commit:
+            known.update({tp: self._committed_offset.get(tp) for tp in offsets})
+        else:
             for tp in offsets:
-                read_at, offset = self._sought_committed.get(tp, (-1, None))
-                self._committed_offset[tp] = offset if read_at > reads else before[tp]
+                self._committed_offset[tp] = known.get(tp)
         return bool(did_commit)
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        """Faust forgets a revoked partition's offsets; so does this consumer's bookkeeping."""
+        for tp in revoked:
+            for state in (self._known_committed, self._lost_floor, self._refetch,
+                          self._stale_logged):
+                state.pop(tp, None)
+        await super().on_partitions_revoked(revoked)
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         """Seek to the committed offsets, and a partition without one to its beginning."""
         self._sought(self.assignment())
         committed = await super().seek_to_committed()
-        self._committed_reads += 1
         fresh = [tp for tp, offset in committed.items() if not offset]
         if fresh and self.app.conf.consumer_auto_offset_reset == "earliest":
             log.info("consumer: %d partitions without a committed offset sought to their "
                      "beginning", len(fresh))
             await self._thread.seek_to_beginning(*fresh)
         for tp, offset in committed.items():
-            self._sought_committed[tp] = (self._committed_reads, offset if offset else None)
+            self._known_committed[tp] = offset if offset else None
             start = offset if offset else await self._thread.position(tp)
             if start is None:
                 self._expected.pop(tp, None)  # unknown: Faust's own behaviour
