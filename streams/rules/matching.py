@@ -21,6 +21,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from functools import lru_cache
+from operator import attrgetter
 
 from pydantic import BaseModel, ConfigDict
 from rapidfuzz import fuzz, process
@@ -48,6 +49,7 @@ _AGENCY_WORDS = {"pemerintah": "pemerintah", "pemkab": "pemerintah kabupaten",
                  "pemkot": "pemerintah kota", "pemprov": "pemerintah provinsi",
                  "kab": "kabupaten", "kabupaten": "kabupaten"}
 _FEATURE_ORDER = ("name", "agency", "region", "position")
+_NORM_NAME = attrgetter("norm_name")
 AGREE = 0.9  # a feature at or above this counts as a matched field
 
 
@@ -184,14 +186,19 @@ def match_person(query: KnownPerson, known: Iterable[KnownPerson], thresholds: M
     persons): every name at or above ``name_cutoff``, with no count limit, since namesakes tie on
     the name and only office and region tell them apart. Only the shortlist gets the full score.
     """
-    pool = [p for p in known if p.key != query.key]
+    # The pool and its names are built at C speed (list(), map(attrgetter)); the query's own
+    # key is skipped among the hits instead of filtering the pool first: every other person's
+    # score is the same either way, and the candidates are sorted below.
+    pool = known if isinstance(known, list) else list(known)
     if not pool or not query.norm_name:
         return PersonMatch(decision=Decision.NEW, score=0.0, matched_fields=())
-    hits = process.extract(query.norm_name, [p.norm_name for p in pool],
+    hits = process.extract(query.norm_name, list(map(_NORM_NAME, pool)),
                            scorer=fuzz.token_sort_ratio, limit=None, score_cutoff=name_cutoff)
     scored = []
     for _, _, index in hits:
         person = pool[index]
+        if person.key == query.key:
+            continue
         score, fields, name_score = _score(query, person, thresholds)
         key = person.key
         scored.append(Candidate(key=key, nip=person.nip, case_ids=person.case_ids, score=score,
