@@ -300,8 +300,11 @@ def _open(event: CanonicalEvent, ctx: FoldContext) -> Fold:
 
 
 def _source(event: CanonicalEvent) -> SourceRef:
-    return SourceRef(event_id=event.event_id, agency=event.agency, event_type=event.event_type,
-                     occurred_at=event.occurred_at)
+    # Not validated again: every field is a validated CanonicalEvent's, under the same or a
+    # stricter type (event_id: Id; the same enums; occurred_at: PastInstant, already UTC at
+    # millisecond precision, which is all SourceRef's UtcMillis asks). Same object either way.
+    return SourceRef.model_construct(event_id=event.event_id, agency=event.agency,
+                                     event_type=event.event_type, occurred_at=event.occurred_at)
 
 
 def _dedupe_evidence(existing: tuple[Any, ...], event: CanonicalEvent) -> tuple[Any, ...]:
@@ -369,9 +372,21 @@ def _absorb(state: Fold, event: CanonicalEvent, ctx: FoldContext) -> Fold:
                 state.primary_ref, state.parked, state.last)
 
 
+_VERSION_FIELDS = frozenset({"version", "updated_at"})
+
+
 def same_content(a: CaseRecord, b: CaseRecord) -> bool:
-    """Equal apart from version and updated_at: nothing to publish."""
-    return a.model_copy(update={"version": b.version, "updated_at": b.updated_at}) == b
+    """Equal apart from version and updated_at: nothing to publish.
+
+    What ``a.model_copy(update={version, updated_at: b's}) == b`` says, without the copy:
+    pydantic's equality of two records of one class (frozen, no extra or private attributes)
+    is the equality of their field dicts.
+    """
+    if type(a) is not type(b):
+        return a.model_copy(update={"version": b.version, "updated_at": b.updated_at}) == b
+    da, db = a.__dict__, b.__dict__
+    return da.keys() == db.keys() and all(
+        da[k] == db[k] for k in da if k not in _VERSION_FIELDS)
 
 
 def publish(after: CaseRecord, before: CaseRecord | None, now: datetime) -> CaseRecord | None:
