@@ -44,7 +44,6 @@ STAGE = "cases"
 JOURNAL = "cases-journal"
 JOURNAL_PARTITION = 0
 WRITER_HEADER = "netral.writer"
-YIELD_EVERY = 32  # inputs between two trips through the event loop (~10-30 ms of rules)
 log = logging.getLogger(__name__)
 
 
@@ -108,7 +107,7 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
             taken: list[tuple[InputKind, bytes]] = []
             parts: list[Outputs] = []
             try:
-                for n, event in enumerate(batch, 1):
+                for event in batch:
                     msg = event.message
                     kind = KIND_BY_TOPIC[msg.topic]
                     try:
@@ -118,11 +117,8 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
                         continue
                     taken.append((kind, msg.value or b""))
                     # A deadline scan walks every case: let timers, heartbeats and the
-                    # producer run after each one, or a burst of ticks stalls the worker;
-                    # events are short, so between them only every YIELD_EVERY inputs (a
-                    # trip through the event loop per event cost ~4% of the worker).
-                    if kind is InputKind.TICK or n % YIELD_EVERY == 0:
-                        await asyncio.sleep(0)
+                    # producer run between inputs, or a burst of ticks stalls the worker.
+                    await asyncio.sleep(0)
                 await asyncio.gather(*await publish(batch_outputs(parts)))
             except BaseException:
                 held.pop("stage", None)  # the book ran ahead of the journal: rebuild it
