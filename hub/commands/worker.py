@@ -11,6 +11,7 @@ worker commits only what it has published, and the next start resumes from there
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -68,6 +69,7 @@ def run_worker() -> None:
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     create_internal_topics(settings, cfg)
     app = create_app(cfg)
+    tune_gc(settings.worker_gc_threshold)
     watchdog = StopWatchdog(settings.worker_stop_timeout_s)
 
     class Worker(faust.Worker):
@@ -88,6 +90,22 @@ def run_worker() -> None:
     worker = Worker(app, loglevel=settings.log_level, override_logging=False,
                     redirect_stdouts=False, quiet=True)
     worker.execute_from_commandline()
+
+
+def tune_gc(threshold: int) -> None:
+    """Fewer cyclic-GC passes for a worker whose state is a large, long-lived object graph.
+
+    Reference counting frees almost everything the rules allocate; the cyclic collector only
+    has to find cycles, but at Python's default threshold (700 allocations) it runs every few
+    events and each pass walks the young objects (measured: ~10% of the cases stage's CPU on
+    the bench.cases wave, ~3% at 50,000). ``gc.freeze()`` moves what exists after start-up
+    (modules, the app) out of every later pass. Nothing the program computes depends on it.
+    """
+    if threshold <= 0:
+        return
+    _, second, third = gc.get_threshold()
+    gc.set_threshold(threshold, second, third)
+    gc.freeze()
 
 
 def create_internal_topics(settings: NetralSettings, cfg: StreamsConfig) -> None:

@@ -21,6 +21,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from functools import lru_cache
+from operator import attrgetter
 
 from pydantic import BaseModel, ConfigDict
 from rapidfuzz import fuzz, process
@@ -48,6 +49,7 @@ _AGENCY_WORDS = {"pemerintah": "pemerintah", "pemkab": "pemerintah kabupaten",
                  "pemkot": "pemerintah kota", "pemprov": "pemerintah provinsi",
                  "kab": "kabupaten", "kabupaten": "kabupaten"}
 _FEATURE_ORDER = ("name", "agency", "region", "position")
+_NAME_WORDS = attrgetter("name_words")
 AGREE = 0.9  # a feature at or above this counts as a matched field
 
 
@@ -67,12 +69,14 @@ class KnownPerson(_Frozen):
     """A person the partition knows: by NIP, or (``nip`` None) the person of a case without one.
 
     ``key`` is the NIP, or ``case:<case_id>`` for a case whose person has no NIP yet.
+    ``name_words``: ``norm_name``'s words sorted, what the name shortlist compares.
     """
 
     key: str
     nip: str | None
     name: str
     norm_name: str
+    name_words: str
     agency_name: str
     norm_agency: str
     region_code: str | None = None
@@ -131,11 +135,18 @@ def normalise_agency(name: str) -> str:
     return " ".join(_AGENCY_WORDS.get(w, w) for w in words if w)
 
 
+@lru_cache(maxsize=1 << 18)
+def sorted_words(text: str) -> str:
+    """What ``fuzz.token_sort_ratio`` compares: the words sorted, joined by one space."""
+    return " ".join(sorted(text.split()))
+
+
 def known_person(person: PersonRef, *, key: str, region_code: str | None,
                  case_ids: Sequence[str]) -> KnownPerson:
     """Index a person for matching (names normalised once, not per comparison)."""
-    return KnownPerson(key=key, nip=person.nip, name=person.name,
-                       norm_name=normalise_name(person.name), agency_name=person.agency_name,
+    norm_name = normalise_name(person.name)
+    return KnownPerson(key=key, nip=person.nip, name=person.name, norm_name=norm_name,
+                       name_words=sorted_words(norm_name), agency_name=person.agency_name,
                        norm_agency=normalise_agency(person.agency_name),
                        region_code=person.region_code or region_code, position=person.position,
                        case_ids=tuple(case_ids))
@@ -184,14 +195,21 @@ def match_person(query: KnownPerson, known: Iterable[KnownPerson], thresholds: M
     persons): every name at or above ``name_cutoff``, with no count limit, since namesakes tie on
     the name and only office and region tell them apart. Only the shortlist gets the full score.
     """
-    pool = [p for p in known if p.key != query.key]
+    # The pool and its names are listed at C speed (list(), map(attrgetter)); the query's own
+    # key is skipped among the hits instead of filtering the pool first: every other person's
+    # score is the same either way, and the candidates are sorted below.
+    pool = known if isinstance(known, list) else list(known)
     if not pool or not query.norm_name:
         return PersonMatch(decision=Decision.NEW, score=0.0, matched_fields=())
-    hits = process.extract(query.norm_name, [p.norm_name for p in pool],
-                           scorer=fuzz.token_sort_ratio, limit=None, score_cutoff=name_cutoff)
+    # token_sort_ratio is ratio over the words sorted (rapidfuzz.fuzz_py's definition): each
+    # known name's words are sorted once (``name_words``), not in every comparison; same scores.
+    hits = process.extract(query.name_words, list(map(_NAME_WORDS, pool)),
+                           scorer=fuzz.ratio, limit=None, score_cutoff=name_cutoff)
     scored = []
     for _, _, index in hits:
         person = pool[index]
+        if person.key == query.key:
+            continue
         score, fields, name_score = _score(query, person, thresholds)
         key = person.key
         scored.append(Candidate(key=key, nip=person.nip, case_ids=person.case_ids, score=score,

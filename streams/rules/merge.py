@@ -23,7 +23,7 @@ identical), never earlier than the previous version's.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from types import MappingProxyType
 from typing import Any
@@ -155,6 +155,12 @@ class Fold:
     last: tuple[datetime, str] | None = None
 
 
+def _with_record(state: Fold, record: CaseRecord) -> Fold:
+    """``state`` with another record (dataclasses.replace, without its per-call introspection:
+    a fold makes several of these per entry)."""
+    return Fold(record, state.provenance, state.primary_ref, state.parked, state.last)
+
+
 def fold(entries: tuple[Entry, ...] | list[Entry], ctx: FoldContext) -> Fold:
     """The case from scratch: every entry in (time, id) order."""
     result = Fold()
@@ -171,8 +177,9 @@ def add(state: Fold, entry: Entry, ctx: FoldContext) -> Fold:
     applied = _step(state, entry, ctx)
     if applied is None:
         parked = tuple(sorted((*state.parked, entry), key=entry_key))
-        return replace(state, parked=parked, last=last)
-    return _retry_parked(replace(applied, last=last), ctx)
+        return Fold(state.record, state.provenance, state.primary_ref, parked, last)
+    return _retry_parked(Fold(applied.record, applied.provenance, applied.primary_ref,
+                              applied.parked, last), ctx)
 
 
 def _retry_parked(state: Fold, ctx: FoldContext) -> Fold:
@@ -188,7 +195,8 @@ def _retry_parked(state: Fold, ctx: FoldContext) -> Fold:
         for waiting in state.parked:
             rest = tuple(p for p in state.parked if p is not waiting)
             try:
-                applied = _step(replace(state, parked=rest), waiting, ctx)
+                applied = _step(Fold(state.record, state.provenance, state.primary_ref, rest,
+                                      state.last), waiting, ctx)
             except InvalidTransition:
                 applied = None
             if applied is not None:
@@ -216,17 +224,17 @@ def _step(state: Fold, entry: Entry, ctx: FoldContext) -> Fold | None:
         assert merged.record is not None
         entered = enter(merged.record, target, at=entry.occurred_at, cause=entry.event_id,
                         rule=rule_name(origin_of(entry), trigger))
-        return replace(merged, record=_effects(entered, entry, trigger, ctx))
+        return _with_record(merged, _effects(entered, entry, trigger, ctx))
     if record is None:
         return None  # the hub's facts need a case; they wait for its report
     if isinstance(entry, DeadlineStep):
-        return replace(state, record=escalation.take_step(
+        return _with_record(state, escalation.take_step(
             record, entry.step, on=entry.on, at=entry.at, regime=regime,
             calendar=ctx.calendar, policy=ctx.policy))
     if isinstance(entry, ReviewResolved):
         if record.state is not CaseState.NEEDS_REVIEW:
             return state
-        return replace(state, record=enter(record, INITIAL[regime], at=entry.at, cause=None,
+        return _with_record(state, enter(record, INITIAL[regime], at=entry.at, cause=None,
                                            rule=entry.rule))
     target = next_state(regime, record.state, Trigger.UNBLOCK, blocked=record.blocked)
     if target is None:
@@ -235,7 +243,7 @@ def _step(state: Fold, entry: Entry, ctx: FoldContext) -> Fold | None:
         raise InvalidTransition(record.case_id, record.state, Trigger.UNBLOCK, entry.entry_id,
                                 regime, "SIASN confirmed an unblock the case never ordered")
     entered = enter(record, target, at=entry.at, cause=None, rule="siasn.unblocked")
-    return replace(state, record=escalation.lift_block(entered))
+    return _with_record(state, escalation.lift_block(entered))
 
 
 def _effects(record: CaseRecord, event: CanonicalEvent, trigger: Trigger,
@@ -292,8 +300,11 @@ def _open(event: CanonicalEvent, ctx: FoldContext) -> Fold:
 
 
 def _source(event: CanonicalEvent) -> SourceRef:
-    return SourceRef(event_id=event.event_id, agency=event.agency, event_type=event.event_type,
-                     occurred_at=event.occurred_at)
+    # Not validated again: every field is a validated CanonicalEvent's, under the same or a
+    # stricter type (event_id: Id; the same enums; occurred_at: PastInstant, already UTC at
+    # millisecond precision, which is all SourceRef's UtcMillis asks). Same object either way.
+    return SourceRef.model_construct(event_id=event.event_id, agency=event.agency,
+                                     event_type=event.event_type, occurred_at=event.occurred_at)
 
 
 def _dedupe_evidence(existing: tuple[Any, ...], event: CanonicalEvent) -> tuple[Any, ...]:
@@ -357,13 +368,25 @@ def _absorb(state: Fold, event: CanonicalEvent, ctx: FoldContext) -> Fold:
         refs = (*refs, event.case_ref)
     update.update(case_refs=refs, sources=(*record.sources, _source(event)),
                   evidence=_dedupe_evidence(record.evidence, event))
-    return replace(state, record=record.model_copy(update=update),
-                   provenance=MappingProxyType(provenance))
+    return Fold(record.model_copy(update=update), MappingProxyType(provenance),
+                state.primary_ref, state.parked, state.last)
+
+
+_VERSION_FIELDS = frozenset({"version", "updated_at"})
 
 
 def same_content(a: CaseRecord, b: CaseRecord) -> bool:
-    """Equal apart from version and updated_at: nothing to publish."""
-    return a.model_copy(update={"version": b.version, "updated_at": b.updated_at}) == b
+    """Equal apart from version and updated_at: nothing to publish.
+
+    What ``a.model_copy(update={version, updated_at: b's}) == b`` says, without the copy:
+    pydantic's equality of two records of one class (frozen, no extra or private attributes)
+    is the equality of their field dicts.
+    """
+    if type(a) is not type(b):
+        return a.model_copy(update={"version": b.version, "updated_at": b.updated_at}) == b
+    da, db = a.__dict__, b.__dict__
+    return da.keys() == db.keys() and all(
+        da[k] == db[k] for k in da if k not in _VERSION_FIELDS)
 
 
 def publish(after: CaseRecord, before: CaseRecord | None, now: datetime) -> CaseRecord | None:
