@@ -242,11 +242,16 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
             lost, self._refetch = self._refetch, {}
             assigned = self.assignment()
             for tp, offset in lost.items():
+                if tp not in assigned:
+                    self._lost_floor.pop(tp, None)  # moved to another worker
+                    continue
                 committed = self._committed_offset.get(tp)
-                if tp not in assigned or (committed is not None and offset < committed):
-                    if tp not in assigned or self._lost_floor.get(tp, offset) < (committed or 0):
-                        self._lost_floor.pop(tp, None)  # not ours, or done below the commit
-                    continue  # moved to another worker, or processed and committed since
+                if committed is not None and offset < committed:
+                    # done and committed below the commit, but what was lost from it on (a
+                    # dropped batch can span it) is not
+                    offset = committed
+                    if self._lost_floor.get(tp, committed) < committed:
+                        self._lost_floor[tp] = committed
                 position = await self._thread.position(tp)
                 if position is not None and position > offset:
                     self.lost_read_again += 1
@@ -364,6 +369,8 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
         in_flight = {m.tp for m in self._unacked_messages}
         active = self._get_active_partitions()
         acks_enabled = self.app.topics.acks_enabled_for
+        # exactly_once: a transaction's commit marker takes a partition's last offset
+        slack = 1 if self.in_transaction else 0
         found: dict[TP, tuple[int, int | None]] = {}
         for tp in self.assignment():
             if tp in in_flight or tp not in active or not _guarded(tp.topic) \
@@ -373,8 +380,8 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
             if committed is None and self.app.conf.consumer_auto_offset_reset == "earliest":
                 committed = 0  # never committed: its records are read from the beginning
             highwater = self.highwater(tp)
-            if committed is None or highwater is None or highwater <= committed:
-                continue
+            if committed is None or highwater is None or highwater <= committed + slack:
+                continue  # read to the end
             found[tp] = (committed, self._read_offset.get(tp))
         return found
 
