@@ -69,7 +69,7 @@ from hub.kafka_admin import create_topics, group_members
 from hub.lag import read_lag
 from hub.settings import NetralSettings
 from schemas.codec import AvroCodec
-from schemas.errors import ConfigError
+from schemas.errors import ConfigError, RetriableError
 from schemas.kafka import KafkaConnection
 from schemas.models import CanonicalEvent, CaseRecord, EscalationStep, EventType
 from schemas.topics import CASES, DEADLINE_TICKS, EVENTS, TopicSpec, catalogue, raw_topic
@@ -271,7 +271,7 @@ async def make_topics(conn: KafkaConnection, *, keep_raw: bool) -> None:
                 if agreed == 3:
                     return
                 last = "not every topic has its partitions yet"
-            except ConfigError as err:  # a deleted topic still listed by one broker
+            except (ConfigError, RetriableError) as err:  # a deleted topic still listed by a broker
                 last = str(err)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"topics not recreated within 120s: {last}")
