@@ -183,12 +183,23 @@ class Hub:
             finally:
                 self.procs.pop(name, None)
 
+    def grep(self, name: str, words: tuple[str, ...]) -> None:
+        """The lines of a process's log that hold any of ``words``, on stderr."""
+        found = _grep(self.logs / f"{name}.log", words)
+        note(f"--- {len(found)} lines of {name}.log with {' / '.join(words)} ---\n"
+             + "\n".join(found[-60:]))
+
     def tail(self, *names: str, lines: int = 15) -> None:
         """The last lines of some processes' logs, on stderr (why a figure is missing)."""
         for name in names:
             path = self.logs / f"{name}.log"
             text = path.read_text(errors="replace").splitlines()[-lines:] if path.exists() else []
             note(f"--- last {len(text)} lines of {name}.log ---\n" + "\n".join(text))
+
+
+def _grep(path: Path, words: tuple[str, ...]) -> list[str]:
+    text = path.read_text(errors="replace").splitlines() if path.exists() else []
+    return [line for line in text if any(w in line for w in words)]
 
 
 def rss_mb(pid: int) -> float:
@@ -680,7 +691,8 @@ def _run(res: Results, conn: KafkaConnection, hub: Hub, home: Path, db: str, cas
                  f"not within {LAG_WAIT_S:.0f} s after the wave was out",
                  f"lag at the kill {behind}, still {asyncio.run(lag_of(conn, app))} on "
                  f"{asyncio.run(lagging(conn, app))}"))
-        hub.tail("worker", lines=40)
+        hub.grep("worker", ("stuck at", "handed to no stream", "not fetched for",
+                            "no stream taken", "ERROR", "Traceback"))
 
     res.sizes = (f"wave W: {cases} simulated cases = {total} raw events ({made} cases by the "
                  f"rules); latency wave: {len(wave2.events)} events at {rate:.0f}/s; recovery "

@@ -158,7 +158,7 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
         if records:
             self._fetched_epoch = {tp: requested.get(tp, 0) for tp in records}
             self._batch = {tp: (rs[0].offset, rs[-1].offset) for tp, rs in records.items()
-                           if rs and _guarded(tp.topic)}
+                           if rs and _watched(tp.topic)}
             self._reached = {}
         return records, active
 
@@ -204,7 +204,7 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
         """``offset`` of ``tp`` was handed to no stream, or skipped by one: it must be read
         again. The seek that made it stale usually brings it back; :meth:`_read_lost_again`
         makes sure, should the fetch position already be past it."""
-        if _guarded(tp.topic):
+        if _watched(tp.topic):
             known = self._refetch.get(tp)
             self._refetch[tp] = offset if known is None else min(known, offset)
             floor = self._lost_floor.get(tp)
@@ -373,7 +373,7 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
         slack = 1 if self.in_transaction else 0
         found: dict[TP, tuple[int, int | None]] = {}
         for tp in self.assignment():
-            if tp in in_flight or tp not in active or not _guarded(tp.topic) \
+            if tp in in_flight or tp not in active or not _watched(tp.topic) \
                     or not acks_enabled(tp.topic):
                 continue
             committed = self._committed_offset.get(tp)
@@ -391,7 +391,7 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
         active = self._get_active_partitions()
         found = set()
         for tp in self.assignment():
-            if tp in active or not _guarded(tp.topic) or not self.app.topics.acks_enabled_for(
+            if tp in active or not _watched(tp.topic) or not self.app.topics.acks_enabled_for(
                     tp.topic):
                 continue
             committed = self._committed_offset.get(tp) or 0
@@ -413,6 +413,12 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
                     if isinstance(self._read_offset, ReadOffsets) else 0)
         self.holes_healed += 1
         await self.seek(tp, committed)
+
+
+def _watched(topic: str) -> bool:
+    """Topics whose lost records are read again and whose stuck partitions are sought back:
+    every input but the changelogs (read by Faust's recovery, not by the streams)."""
+    return not topic.endswith("-changelog")
 
 
 def _guarded(topic: str) -> bool:
