@@ -269,7 +269,7 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
         gaps Faust saw in the fetched offsets (compaction, transaction markers) are skipped.
         """
         acked, committed = self._acked[tp], self._committed_offset[tp]
-        if acked and committed is not None:
+        if acked and committed is not None and _guarded(tp.topic):  # compacted: Faust's way
             first = min(acked)
             gaps = self._gap[tp]
             missing = range(committed, first)
