@@ -101,8 +101,11 @@ def streams_config(settings: NetralSettings) -> StreamsConfig:
         web_port=settings.worker_web_port,
         batch_size=settings.worker_batch_size,
         batch_within_s=settings.worker_batch_within_s,
+        producer_linger_ms=settings.worker_producer_linger_ms,
+        producer_batch_bytes=settings.worker_producer_batch_bytes,
         deadline_scan_interval_s=settings.deadline_scan_interval_s,
         hole_check_s=settings.worker_hole_check_s,
+        stages=settings.stages(),
         early_warning=early_warning_config(settings),
     )
 

@@ -21,6 +21,7 @@ from schemas.kafka import KafkaConnection
 from schemas.models.enums import Election, Position
 from schemas.topics import AUDIT_RETENTION_DAYS, RAW_RETENTION_DAYS
 from sinks.siasn.runner import NATIONAL_REGION
+from streams.config import STAGES
 
 DEV_SIASN_SECRETS = ("netral-dev-secret", "netral-dev-password")
 """The mock SIASN's client secret and password: defaults in dev, refused with NETRAL_ENV=prod."""
@@ -82,6 +83,13 @@ class NetralSettings(BaseSettings):
     worker_web_port: int = Field(6066, ge=0, le=65535)
     worker_batch_size: int = Field(500, ge=1, le=100_000)
     worker_batch_within_s: float = Field(0.05, gt=0)
+    worker_producer_linger_ms: float = Field(
+        5.0, ge=0, le=1000, description="How long the worker's producer waits to fill a batch "
+        "per partition before sending it (Faust's default 0 sends every record in a request of "
+        "its own)")
+    worker_producer_batch_bytes: int = Field(
+        256 * 1024, ge=16 * 1024, le=16 * 1024 * 1024,
+        description="Largest batch per partition the worker's producer sends")
     worker_stop_timeout_s: float = Field(
         30.0, gt=0, le=3600, description="After SIGTERM/SIGINT, how long the graceful stop may "
         "take before the worker exits anyway (code 124)")
@@ -93,6 +101,10 @@ class NetralSettings(BaseSettings):
         50_000, ge=0, description="First-generation threshold of Python's cyclic garbage "
         "collector in the worker (Python's default is 700; 0 keeps it): at 700 the rules' "
         "allocations start a collection every few events, ~10% of the cases stage's CPU")
+    worker_stages: str = Field(
+        "normalize,cases,early-warning", description="The stages this worker process runs, "
+        "comma-separated, of normalize, cases, early-warning: split them over processes (each "
+        "with its own NETRAL_WORKER_APP_ID) so each stage has a core of its own")
     deadline_scan_interval_s: float = Field(
         300.0, ge=0, description="How often the leader asks for a deadline scan; 0: never "
         "(ticks only from `netral cases tick`)")
@@ -225,6 +237,16 @@ class NetralSettings(BaseSettings):
                              "NETRAL_SIASN_API_PATH (default /apisiasn/1.0)")
         return value
 
+    @field_validator("worker_stages")
+    @classmethod
+    def _known_stages(cls, value: str) -> str:
+        names = [n.strip() for n in value.split(",") if n.strip()]
+        unknown = sorted(set(names) - set(STAGES))
+        if unknown or not names:
+            raise ValueError(f"give a comma-separated list of {', '.join(STAGES)}"
+                             + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
+        return ",".join(n for n in STAGES if n in names)
+
     @field_validator("siasn_alert_region")
     @classmethod
     def _known_region(cls, value: str) -> str:
@@ -235,6 +257,9 @@ class NetralSettings(BaseSettings):
     def state_dir(self) -> Path:
         """The state folder as an absolute path."""
         return self.home.expanduser().resolve()
+
+    def stages(self) -> frozenset[str]:
+        return frozenset(self.worker_stages.split(","))
 
     def cors_origins(self) -> list[str]:
         return [o.strip() for o in self.api_cors_origins.split(",") if o.strip()]

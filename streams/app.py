@@ -51,6 +51,8 @@ def create_app(cfg: StreamsConfig, codec: AvroCodec | None = None) -> faust.App:
         broker_rebalance_timeout=30.0,
         broker_commit_interval=1.0,
         producer_acks=-1,
+        producer_linger=cfg.producer_linger_ms / 1000,
+        producer_max_batch_size=cfg.producer_batch_bytes,
         consumer_auto_offset_reset="earliest",
         stream_wait_empty=False,
         producer_max_request_size=cfg.max_message_bytes * 9,
@@ -60,7 +62,12 @@ def create_app(cfg: StreamsConfig, codec: AvroCodec | None = None) -> faust.App:
     use_rebalance_safe_consumer(app, cfg.hole_check_s)
     topics = declare_topics(app)
     codec = codec or AvroCodec(max_bytes=cfg.max_message_bytes)
-    normalize.register(app, topics, codec, cfg)
-    cases.register(app, topics, codec, cfg)
-    early_warning.register(app, topics, codec, cfg)
+    # Faust wants every worker of one app (consumer group) to hold the same agents: a process
+    # running other stages runs under its own app id.
+    if "normalize" in cfg.stages:
+        normalize.register(app, topics, codec, cfg)
+    if "cases" in cfg.stages:
+        cases.register(app, topics, codec, cfg)
+    if "early-warning" in cfg.stages:
+        early_warning.register(app, topics, codec, cfg)
     return app

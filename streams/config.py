@@ -11,6 +11,9 @@ from schemas.kafka import KafkaConnection
 
 from .rules.early_warning.config import EarlyWarningConfig
 
+STAGES = ("normalize", "cases", "early-warning")
+"""The worker's stages, in pipeline order; a process runs any subset of them."""
+
 
 class StreamsConfig(BaseModel):
     """Worker settings: connection, guarantee, batching and where Faust keeps local state."""
@@ -27,6 +30,9 @@ class StreamsConfig(BaseModel):
     batch_size: int = 500
     batch_within_s: float = 0.05
     max_message_bytes: int = 1024 * 1024
+    producer_linger_ms: float = 5.0
+    producer_batch_bytes: int = 256 * 1024
     early_warning: EarlyWarningConfig = EarlyWarningConfig()
     hole_check_s: float = 10.0  # 0: no watch for partitions stuck behind their commit
+    stages: frozenset[str] = frozenset(STAGES)
     deadline_scan_interval_s: float = 300.0  # 0: no timer (ticks only from `netral cases tick`)

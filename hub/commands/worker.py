@@ -112,6 +112,8 @@ def create_internal_topics(settings: NetralSettings, cfg: StreamsConfig) -> None
     """The stages' internal topics exist before the worker joins its group (idempotent)."""
     from streams.processors import early_warning
 
+    if "early-warning" not in cfg.stages:
+        return
     asyncio.run(create_topics(cfg.kafka, early_warning.internal_topics(cfg.app_id),
                               partitions=cfg.partitions, replication=cfg.replication,
                               min_insync=settings.topic_min_insync))

@@ -10,6 +10,7 @@ UTC+9), where the local date runs ahead of the UTC one.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Annotated
 
 from pydantic import AfterValidator, StringConstraints
@@ -36,6 +37,8 @@ def latest_local_date() -> date:
 
 
 def _utc_millis(value: datetime) -> datetime:
+    if value.tzinfo is UTC and not value.microsecond % 1000:
+        return value  # what the Avro reader gives: every instant of every record takes this path
     if value.tzinfo is None or value.utcoffset() is None:
         # Indonesia spans three zones (WIB, WITA, WIT): a naive time is ambiguous by hours.
         raise ValueError("timestamp has no timezone; send UTC or an explicit offset")
@@ -56,7 +59,14 @@ def _not_future_date(value: date) -> date:
 
 
 def _valid_nip(value: str) -> str:
-    parse_nip(value, latest_local_date())
+    return _checked_nip(value, latest_local_date())
+
+
+@lru_cache(maxsize=1 << 16)
+def _checked_nip(value: str, today: date) -> str:
+    """A NIP is checked again in every record naming it: the same NIP on the same day is the
+    same answer (an invalid one raises, which is never cached)."""
+    parse_nip(value, today)
     return value
 
 

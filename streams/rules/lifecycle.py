@@ -224,31 +224,23 @@ def trigger_of(event: CanonicalEvent, primary_ref: str | None) -> Trigger | None
     Bawaslu reviews each register number: an outcome for a *secondary* one (a duplicate report
     that joined the case) must not cancel or move the case the first report opened.
     """
-    match event.event_type:
-        case EventType.VIOLATION_REPORTED:
-            return T.REPORT
-        case EventType.REVIEW_FORWARDED | EventType.CASE_CANCELLED | EventType.CASE_REJECTED:
-            if primary_ref is not None and event.case_ref not in (None, primary_ref):
-                return None
-            return {EventType.REVIEW_FORWARDED: T.FORWARD, EventType.CASE_CANCELLED: T.CANCEL,
-                    EventType.CASE_REJECTED: T.REJECT}[event.event_type]
-        case EventType.VERIFIED:
-            assert event.verification is not None  # CanonicalEvent guarantees the detail
-            return T.PROVEN if event.verification.proven else T.NOT_PROVEN
-        case EventType.RECOMMENDED:
-            return T.RECOMMEND
-        case EventType.SANCTIONED:
-            return T.SANCTION
-        case EventType.WARNING_ISSUED:
-            return T.WARNING
-        case EventType.REPRIMAND_ISSUED:
-            return T.REPRIMAND
-        case EventType.BLOCK_ISSUED:
-            return T.BLOCK
-        case EventType.UNBLOCK_ISSUED:
-            return T.UNBLOCK
-        case _:
-            return None  # MUTATION_REQUESTED, POLICY_UPDATED: not case events
+    kind = event.event_type
+    if kind in _REVIEW_OUTCOMES:
+        if primary_ref is not None and event.case_ref not in (None, primary_ref):
+            return None
+        return _REVIEW_OUTCOMES[kind]
+    if kind is EventType.VERIFIED:
+        assert event.verification is not None  # CanonicalEvent guarantees the detail
+        return T.PROVEN if event.verification.proven else T.NOT_PROVEN
+    return _TRIGGERS.get(kind)  # None: MUTATION_REQUESTED, POLICY_UPDATED are not case events
+
+
+_REVIEW_OUTCOMES = {EventType.REVIEW_FORWARDED: T.FORWARD, EventType.CASE_CANCELLED: T.CANCEL,
+                    EventType.CASE_REJECTED: T.REJECT}
+_TRIGGERS = {EventType.VIOLATION_REPORTED: T.REPORT, EventType.RECOMMENDED: T.RECOMMEND,
+             EventType.SANCTIONED: T.SANCTION, EventType.WARNING_ISSUED: T.WARNING,
+             EventType.REPRIMAND_ISSUED: T.REPRIMAND, EventType.BLOCK_ISSUED: T.BLOCK,
+             EventType.UNBLOCK_ISSUED: T.UNBLOCK}
 
 
 def origin_of(event: CanonicalEvent) -> str:

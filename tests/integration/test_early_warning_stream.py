@@ -216,15 +216,17 @@ def test_alerts_for_events_and_cases_and_poison_in_the_dlq(stream_worker: dict[s
 @contextmanager
 def _ew_worker(kafka: KafkaConnection, home: Path, app_id: str,
                **settings: str) -> Iterator[Path]:
-    """A worker running only the early-warning agents, with its own ``NETRAL_EW_*``; yields the
-    path of its log and stops it on exit."""
+    """``netral worker`` running only the early-warning stage (``NETRAL_WORKER_STAGES``), with
+    its own ``NETRAL_EW_*``; yields the path of its log and stops it on exit. The other stages
+    stay in the session's worker, so this one adds no normalize or cases output."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("NETRAL_")}
     env.update(NETRAL_KAFKA_BOOTSTRAP=kafka.bootstrap, NETRAL_HOME=str(home),
                NETRAL_WORKER_APP_ID=app_id, NETRAL_LOG_LEVEL="INFO",
+               NETRAL_WORKER_STAGES="early-warning",
                **{f"NETRAL_EW_{k.upper()}": v for k, v in settings.items()})
     log_path = home / f"worker-{len(list(home.glob('worker-*.log')))}.log"
     with log_path.open("wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "tests.integration.ew_only_worker"],
+        proc = subprocess.Popen([sys.executable, "-m", "hub", "worker"],
                                 env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 120
