@@ -169,30 +169,46 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
 
     @app.agent(subjects, name="early-warning", concurrency=1)
     async def judge(stream: faust.StreamT[bytes]) -> None:
-        # One event at a time, not take_events: a table write takes its changelog partition
-        # from the current event (the subject's own partition), which a batch does not set.
-        async for event in stream.events():
-            msg = event.message
-            subject = (msg.key or b"").decode()
-            try:
-                record: CanonicalEvent | CaseRecord | None = None
-                if msg.value and subject.startswith(SPIKE_SUBJECTS):
-                    record = _decode(codec, msg.value, CanonicalEvent)
-                elif msg.value:
-                    record = _decode(codec, msg.value, CaseRecord)
-                before = table.get(subject)
-                state, alerts = apply(subject, load_state(before), record, ew, ikp, calendar,
-                                      datetime.now(UTC))
-            except Exception as err:  # noqa: BLE001 - reject() logs bugs
-                await reject(topics, STAGE, msg, err)
-                continue
-            if state is not None:
-                after = dump_state(state)
-                if after != before:
-                    table[subject] = after
+        # In batches, like the other agents: a record routed to several subjects is decoded
+        # once per batch, and the alerts are acknowledged once per batch. Inside take_events
+        # there is no current event, so a write names its changelog partition itself: the
+        # record's own, which is the subject's (what Table.__setitem__ takes from the event).
+        batches = stream.take_events(cfg.batch_size, within=cfg.batch_within_s)  # type: ignore[attr-defined]
+        async for batch in batches:
             pending: Pending = []
-            await send_alerts(alerts, pending)
+            decoded: dict[tuple[bool, bytes], CanonicalEvent | CaseRecord] = {}
+            for event in batch:
+                msg = event.message
+                subject = (msg.key or b"").decode()
+                try:
+                    record = _record(msg.value, subject.startswith(SPIKE_SUBJECTS), decoded)
+                    before = table.get(subject)
+                    state, alerts = apply(subject, load_state(before), record, ew, ikp,
+                                          calendar, datetime.now(UTC))
+                except Exception as err:  # noqa: BLE001 - reject() logs bugs
+                    await reject(topics, STAGE, msg, err)
+                    continue
+                if state is not None:
+                    after = dump_state(state)
+                    if after != before:
+                        table.data[subject] = after
+                        table.send_changelog(msg.partition, subject, after)
+                await send_alerts(alerts, pending)
             await acknowledged(pending)
+
+    def _record(value: bytes | None, spike: bool,
+                decoded: dict[tuple[bool, bytes], CanonicalEvent | CaseRecord]
+                ) -> CanonicalEvent | CaseRecord | None:
+        """The routed record (None: a deadline tick), decoded once per batch."""
+        if not value:
+            return None
+        known = decoded.get((spike, value))
+        if known is not None:
+            return known
+        fresh: CanonicalEvent | CaseRecord = (_decode(codec, value, CanonicalEvent) if spike
+                                              else _decode(codec, value, CaseRecord))
+        decoded[(spike, value)] = fresh
+        return fresh
 
     @app.timer(interval=ew.deadline_scan_s)
     async def scan_deadlines() -> None:
