@@ -24,6 +24,9 @@ SECTIONS = [
      "python -m bench.normalize 50000"),
     ("bench.cases", "Stream side: normalize + cases against plain aiokafka loops (same broker, "
      "same simulated wave)", "python -m bench.cases 3000"),
+    ("bench.early_warning", "Early warning alone against a plain aiokafka loop over the same "
+     "records (netral.events + netral.cases of one simulated wave)",
+     "python -m bench.early_warning 3000"),
     ("bench.ingest", "Ingest: outbox relay and HTTP ingest against a plain producer",
      "python -m bench.ingest 20000"),
     ("bench.monitor", "Monitoring API latency on 100,000 cases against the bare queries",
