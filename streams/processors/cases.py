@@ -171,16 +171,16 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
         else:
             last_snapshot["at"] = (fresh.entries, fresh.taken)
         loaded = time.perf_counter()
-        base, taken = fresh.entries, fresh.taken
+        base, taken, restored = fresh.entries, fresh.taken, len(fresh.book.cases)
         fresh.replay((journal.data[journal_key(i)] for i in range(base, head)),
                      on_error=lambda i, err: log.error(
                          "cases: journal entry %d no longer applies: %s", i, err))
         if from_snapshot:
             prune(base)  # what a crash after the manifest may have left behind
             log.info("cases: national record restored from snapshot at entry %d (%d cases, "
-                     "%.1fs) + %d journal entries replayed (%d inputs, %.1fs)", base,
-                     len(fresh.book.cases), loaded - started, fresh.entries - base,
-                     fresh.taken - taken, time.perf_counter() - loaded)
+                     "%.1fs) + %d journal entries replayed (%d inputs, %.1fs): %d cases", base,
+                     restored, loaded - started, fresh.entries - base, fresh.taken - taken,
+                     time.perf_counter() - loaded, len(fresh.book.cases))
         else:
             log.info("cases: national record rebuilt by full replay of %d inputs in %d journal "
                      "entries: %d cases (%.1fs)", fresh.taken, fresh.entries,

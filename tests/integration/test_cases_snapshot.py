@@ -158,22 +158,22 @@ def test_a_restart_restores_from_the_snapshot_and_the_journal_shrinks(
         assert gone and max(gone) == at - 1 and all(i >= at for i in alive), (at, alive, gone)
         assert len(alive) < at  # the journal stopped growing with the stream
 
-        worker.start()
-        text = worker.wait_log(lambda t: RESTORED.search(t) is not None, 120, "restore line")
-        match = RESTORED.search(text)
-        assert match is not None
-        assert int(match[1]) == at and int(match[3]) == len(alive)
-        assert "full replay" not in text
-
-        # A new report about a known person and incident joins its existing case.
+        # After the restart, a new report about a known person and incident (the stage's
+        # first input: the book is restored before it) joins its existing case.
         first, target = next(
             (ev.record, case) for ev in sim.events if isinstance(ev.record, BawasluReport)
             and ev.record.accused.nip and ev.record.review_outcome is None
             for case in before.values() if case.state not in CLOSED_STATES
             and any(s.event_id == ev.record.event_id() for s in case.sources))
         probe = probe_report(first)
+        worker.start()
         asyncio.run(produce(private_broker, raw_topic("bawaslu"), [
             (probe.source_id.encode(), CODEC.encode_record(probe), None)]))
+        text = worker.wait_log(lambda t: RESTORED.search(t) is not None, 120, "restore line")
+        match = RESTORED.search(text)
+        assert match is not None
+        assert int(match[1]) == at and int(match[3]) == len(alive)
+        assert text.count("full replay") == 1  # the first start's, of an empty journal
 
         def folded(records: list[ConsumerRecord]) -> bool:
             case = latest_cases(records).get(target.case_id)
