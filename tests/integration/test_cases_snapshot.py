@@ -4,7 +4,9 @@ A worker with a small snapshot interval builds the national record of a small si
 and snapshots its book; after it stops, the journal's changelog holds tombstones for the
 entries the snapshot covers. The restarted worker says it restored from the snapshot plus the
 few journal entries after it, a new report is folded into its existing case, and every other
-case on ``netral.cases`` is exactly as before. Its own broker (``private_broker``).
+case on ``netral.cases`` is exactly as before. Then a corrupt snapshot chunk, with the journal
+it covers gone, stops the worker with the reason instead of a smaller national record. Its own
+broker (``private_broker``).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from schemas.kafka import KafkaConnection
 from schemas.models import BawasluReport, CaseRecord
 from schemas.privacy import CLOSED_STATES
 from schemas.topics import CASES, raw_topic
-from streams.processors.cases import JOURNAL, SNAPSHOTS, snapshot_entries
+from streams.processors.cases import JOURNAL, SNAPSHOTS, chunk_key, snapshot_entries
 from streams.rules.snapshot import Manifest
 from tests.fixtures.kafka_tools import Headers, consume_until, produce
 from tests.fixtures.national_record import latest_cases
@@ -181,6 +183,8 @@ def test_a_restart_restores_from_the_snapshot_and_the_journal_shrinks(
 
         after = latest_cases(asyncio.run(consume_until(private_broker, [CASES], folded,
                                                        timeout_s=120)))
+        worker.stop()
+        corrupt_snapshot_stops_the_worker(worker, snapshot_topic, probe)
     finally:
         worker.stop()
     joined: CaseRecord = after[target.case_id]
@@ -191,3 +195,26 @@ def test_a_restart_restores_from_the_snapshot_and_the_journal_shrinks(
     # Every other case exactly as before the restart (same version, same content).
     assert {k: v for k, v in after.items() if k != target.case_id} == {
         k: v for k, v in before.items() if k != target.case_id}
+
+
+def corrupt_snapshot_stops_the_worker(worker: Worker, snapshot_topic: str,
+                                      probe: BawasluReport) -> None:
+    """A snapshot chunk that fails its checksum while the journal entries it covers are gone:
+    the worker must not go on with a smaller national record; it stops, saying what to do."""
+    conn = worker.conn
+    snaps = asyncio.run(table_state(conn, snapshot_topic))
+    at = max(snapshot_entries(k) for k, v in snaps.items() if k[:1] == b"m" and v is not None)
+    asyncio.run(produce(conn, snapshot_topic, [(chunk_key(at, 0), b"not the chunk", None)]))
+    worker.start()
+    again = probe.model_copy(update={"source_id": f"{probe.source_id}-2"})
+    asyncio.run(produce(conn, raw_topic("bawaslu"), [
+        (again.source_id.encode(), CODEC.encode_record(again), None)]))
+    assert worker.proc is not None
+    try:
+        code = worker.proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("worker still running:\n" + worker.log()[-4000:]) from None
+    text = worker.log()
+    assert code != 0, text[-4000:]
+    assert f"snapshot at entry {at} unusable" in text and "checksum" in text
+    assert "no snapshot is usable" in text and "netral replay --from-beginning" in text
