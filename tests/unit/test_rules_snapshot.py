@@ -262,9 +262,9 @@ def test_a_snapshot_of_the_restored_stage_is_the_same_bytes(run: Run) -> None:
 
 def test_a_small_chunk_limit_makes_many_chunks_under_it(run: Run) -> None:
     assert run.stage is not None
-    writer = SnapshotWriter(run.stage, chunk_bytes=4096)
+    writer = SnapshotWriter(run.stage, chunk_bytes=1024)
     chunks = list(writer.chunks())
-    assert len(chunks) > 50 and all(len(c) <= 4096 for c in chunks)
+    assert len(chunks) > 20 and all(len(c) <= 1024 for c in chunks)
     assert writer.manifest.sizes == tuple(len(c) for c in chunks)
     assert load(writer.manifest, chunks, CODEC, CAL).book == run.stage.book
     whole, _ = dump(run.stage)
