@@ -106,7 +106,7 @@ class NetralSettings(BaseSettings):
         "comma-separated, of normalize, cases, early-warning: split them over processes (each "
         "with its own NETRAL_WORKER_APP_ID) so each stage has a core of its own")
     cases_snapshot_every: int = Field(
-        50, ge=0, le=1_000_000, description="The cases stage snapshots its book after this "
+        10, ge=0, le=1_000_000, description="The cases stage snapshots its book after this "
         "many journal entries (batches), once the inputs since the last snapshot are at least "
         "as many as its cases, then drops the journal entries the snapshot covers; 0: never "
         "(the journal grows and a restart replays all of it)")
