@@ -226,6 +226,7 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
             return
         for key in [k for k in snapshots.data if snapshot_entries(k) >= at]:
             put(snapshots, key, None)  # chunks of an attempt that never got its manifest
+        log.info("cases: writing a snapshot at entry %d (%d cases)", at, len(current.book.cases))
         snap = SnapshotWriter(current, cfg.cases_snapshot_chunk_bytes)
         sent = []
         for i, chunk in enumerate(snap.chunks()):
