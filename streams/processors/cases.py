@@ -8,7 +8,8 @@ last version in the batch: ``batch_outputs``) and wait for the acks,
 then journal the batch's inputs (one entry) in the changelog-backed table ``cases-journal``.
 Outputs before journal: a crash in between re-takes the inputs, which re-emits the same ids
 (the sinks and SIASN drop them), where the other order would have lost the outputs. After a
-restart or a rebalance the book is rebuilt from the journal before the first batch.
+restart or a rebalance the book is rebuilt before the first batch: from the newest snapshot and
+the journal entries after it (below), or from the whole journal.
 
 Deadline scans are inputs too: the leader's timer publishes a DeadlineTick to
 ``netral.deadline-ticks`` (Faust tables can only change inside a stream, and a tick taken in
