@@ -104,6 +104,8 @@ def streams_config(settings: NetralSettings) -> StreamsConfig:
         producer_linger_ms=settings.worker_producer_linger_ms,
         producer_batch_bytes=settings.worker_producer_batch_bytes,
         deadline_scan_interval_s=settings.deadline_scan_interval_s,
+        cases_snapshot_every=settings.cases_snapshot_every,
+        cases_snapshot_chunk_bytes=settings.cases_snapshot_chunk_bytes,
         hole_check_s=settings.worker_hole_check_s,
         stages=settings.stages(),
         early_warning=early_warning_config(settings),

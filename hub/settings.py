@@ -105,6 +105,15 @@ class NetralSettings(BaseSettings):
         "normalize,cases,early-warning", description="The stages this worker process runs, "
         "comma-separated, of normalize, cases, early-warning: split them over processes (each "
         "with its own NETRAL_WORKER_APP_ID) so each stage has a core of its own")
+    cases_snapshot_every: int = Field(
+        10, ge=0, le=1_000_000, description="The cases stage snapshots its book after this "
+        "many journal entries (batches), once the inputs since the last snapshot are at least "
+        "as many as its cases, then drops the journal entries the snapshot covers; 0: never "
+        "(the journal grows and a restart replays all of it)")
+    cases_snapshot_chunk_bytes: int = Field(
+        512 * 1024, ge=1024, le=900_000, description="Largest changelog message of a cases "
+        "snapshot (a snapshot is split into chunks of at most this size; Kafka's default "
+        "message limit is 1 MB)")
     deadline_scan_interval_s: float = Field(
         300.0, ge=0, description="How often the leader asks for a deadline scan; 0: never "
         "(ticks only from `netral cases tick`)")

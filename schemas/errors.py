@@ -32,6 +32,11 @@ class FatalError(HubError):
     """The process cannot continue safely and must stop."""
 
 
+class UnusableSnapshot(HubError):
+    """A stored snapshot of a stage's state cannot be loaded (unknown format, a chunk missing or
+    corrupt): the caller rebuilds the state from its journal instead."""
+
+
 class AuthorizationError(FatalError):
     """The broker refused an operation: this client's principal has no ACL allowing it."""
 

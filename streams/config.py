@@ -36,3 +36,5 @@ class StreamsConfig(BaseModel):
     hole_check_s: float = 10.0  # 0: no watch for partitions stuck behind their commit
     stages: frozenset[str] = frozenset(STAGES)
     deadline_scan_interval_s: float = 300.0  # 0: no timer (ticks only from `netral cases tick`)
+    cases_snapshot_every: int = 10  # journal entries between snapshots of the book; 0: never
+    cases_snapshot_chunk_bytes: int = 512 * 1024

@@ -110,11 +110,14 @@ def tune_gc(threshold: int) -> None:
 
 def create_internal_topics(settings: NetralSettings, cfg: StreamsConfig) -> None:
     """The stages' internal topics exist before the worker joins its group (idempotent)."""
-    from streams.processors import early_warning
+    from streams.processors import cases, early_warning
 
-    if "early-warning" not in cfg.stages:
+    specs = [*(early_warning.internal_topics(cfg.app_id) if "early-warning" in cfg.stages
+               else []),
+             *(cases.internal_topics(cfg.app_id) if "cases" in cfg.stages else [])]
+    if not specs:
         return
-    asyncio.run(create_topics(cfg.kafka, early_warning.internal_topics(cfg.app_id),
+    asyncio.run(create_topics(cfg.kafka, specs,
                               partitions=cfg.partitions, replication=cfg.replication,
                               min_insync=settings.topic_min_insync))
 

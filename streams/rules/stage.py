@@ -176,8 +176,9 @@ class CaseStage:
     def replay(self, entries: Iterable[bytes],
                on_error: Callable[[int, InvalidMessage], None] | None = None) -> int:
         """Re-apply journal entries in order (outputs are dropped: they were published);
-        returns the inputs replayed."""
-        count = 0
+        returns the inputs replayed. Works on a fresh stage or on one restored from a snapshot
+        (then ``entries`` already counts the entries the snapshot covers)."""
+        count, before = 0, self.taken
         for entry in entries:
             self.entries += 1
             for kind, value in unpack(entry):
@@ -188,5 +189,5 @@ class CaseStage:
                     if on_error is not None:
                         on_error(count, err)
                 count += 1
-        self.taken = count
+        self.taken = before + count  # the invalid ones count too: they were taken once
         return count
