@@ -194,6 +194,9 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
                         table.data[subject] = after
                         table.send_changelog(msg.partition, subject, after)
                 await send_alerts(alerts, pending)
+                # As in the cases agent: timers, heartbeats and the producer's buffer get the
+                # loop between records, not only between batches of up to 500.
+                await asyncio.sleep(0)
             await acknowledged(pending)
 
     def _record(value: bytes | None, spike: bool,
