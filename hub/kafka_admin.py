@@ -65,17 +65,28 @@ async def wait_ready(conn: KafkaConnection, timeout_s: float, brokers: int = 1) 
     raise RetriableError(f"no answer from {conn.bootstrap} after {timeout_s:.0f}s ({last})")
 
 
-async def _check_fixed_partitions(admin: AIOKafkaAdminClient, specs: list[TopicSpec]) -> None:
-    """An existing topic whose partition count the design fixes must have exactly that many."""
+async def _check_fixed_partitions(admin: AIOKafkaAdminClient, specs: list[TopicSpec],
+                                  settle_s: float = 15.0) -> None:
+    """An existing topic whose partition count the design fixes must have exactly that many.
+
+    A topic another process has just created lists no partitions until the brokers have its
+    metadata (two workers starting together race to create it): that is waited for, up to
+    ``settle_s``; any other count is a wrong topic at once."""
     fixed = {s.name: s.partitions for s in specs if s.partitions}
-    if not fixed:
-        return
-    for topic in await admin.describe_topics(list(fixed)):
-        have = len(topic.get("partitions", []))
-        if have != fixed[topic["topic"]]:
-            raise ConfigError(
-                f"topic {topic['topic']} has {have} partitions but the cases stage needs "
-                f"{fixed[topic['topic']]}: recreate it (locally: `netral broker reset --yes`)")
+    deadline = time.monotonic() + settle_s
+    while fixed:
+        settling = {}
+        for topic in await admin.describe_topics(list(fixed)):
+            name, have = topic["topic"], len(topic.get("partitions", []))
+            if have == 0 and time.monotonic() < deadline:
+                settling[name] = fixed[name]
+            elif have != fixed[name]:
+                raise ConfigError(
+                    f"topic {name} has {have} partitions but the cases stage needs "
+                    f"{fixed[name]}: recreate it (locally: `netral broker reset --yes`)")
+        fixed = settling
+        if fixed:
+            await asyncio.sleep(0.25)
 
 
 @dataclass(frozen=True)

@@ -46,14 +46,22 @@ from connectors.simulator import SimConfig, Simulation, iter_truth_lines, simula
 from hub.broker.cluster import LocalCluster
 from hub.broker.local import free_port
 from hub.commands.cases import SCAN_TIME, send_ticks, ticks_for
-from hub.kafka_admin import read_to_end, wait_group_stable
+from hub.kafka_admin import create_topics, read_to_end, wait_group_stable
 from hub.lag import read_lag
 from schemas.codec import AvroCodec
 from schemas.dlq import DeadLetter
 from schemas.errors import HubError, RetriableError
 from schemas.kafka import KafkaConnection
 from schemas.models import Alert, CanonicalEvent, CaseState, OrderAction, SiasnOrderResult
-from schemas.topics import ALERTS, CASES, EVENTS, ORDERS_SIASN_RESULTS, dlq_topic, raw_topic
+from schemas.topics import (
+    ALERTS,
+    CASES,
+    EVENTS,
+    ORDERS_SIASN_RESULTS,
+    TopicSpec,
+    dlq_topic,
+    raw_topic,
+)
 from sinks.alerts.routes import load_routes, route
 from streams.rules.escalation import order_id
 from tests.fixtures.kafka_tools import consume_until, produce
@@ -82,6 +90,29 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
         yield local
     finally:
         local.stop()
+
+
+def test_workers_starting_together_all_create_the_one_partition_topics(
+        cluster: LocalCluster) -> None:
+    """Two workers starting at once race to create the one-partition changelogs: the loser
+    found the topic created but its partitions not yet known to the broker it asked (3
+    nodes), and stopped with "has 0 partitions". Now it waits for them."""
+    conn = KafkaConnection(bootstrap=cluster.bootstrap(), client_id="netral-test")
+
+    async def together(name: str) -> list[object]:
+        spec = TopicSpec(name=name, key="k", value="v", cleanup="compact", retention_ms=None,
+                         writer="test", partitions=1)
+        async def one(delay_s: float) -> object:
+            await asyncio.sleep(delay_s)  # some list the topics after it was created
+            return await create_topics(conn, [spec], partitions=4, replication=3, min_insync=2)
+
+        return await asyncio.gather(*(one(i * 0.01) for i in range(16)),
+                                    return_exceptions=True)
+
+    for round_ in range(5):
+        results = asyncio.run(together(f"netral-race-{uuid.uuid4().hex[:8]}-changelog"))
+        failed = [r for r in results if isinstance(r, BaseException)]
+        assert not failed, f"round {round_}: {failed}"
 
 
 @dataclass

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from hub.kafka_admin import create_topics
+from schemas.errors import ConfigError
 from schemas.kafka import KafkaConnection
-from schemas.topics import catalogue
+from schemas.topics import TopicSpec, catalogue
 from tests.helpers import netral
 
 pytestmark = pytest.mark.integration
@@ -75,3 +78,17 @@ def test_a_bad_retention_setting_fails_in_one_line(kafka: KafkaConnection) -> No
                                            "NETRAL_RAW_RETENTION_DAYS": "0"})
     assert proc.returncode != 0
     assert "NETRAL_RAW_RETENTION_DAYS" in proc.stderr + proc.stdout
+
+
+
+def test_a_fixed_partition_topic_with_another_count_fails_naming_the_fix(
+        kafka: KafkaConnection) -> None:
+    name = f"netral-test-{uuid.uuid4().hex[:8]}-cases-snapshot-changelog"
+
+    def spec(partitions: int) -> TopicSpec:
+        return TopicSpec(name=name, key="k", value="v", cleanup="compact", retention_ms=None,
+                         writer="test", partitions=partitions)
+
+    asyncio.run(create_topics(kafka, [spec(1)], partitions=4, replication=1, min_insync=1))
+    with pytest.raises(ConfigError, match="has 1 partitions but the cases stage needs 2"):
+        asyncio.run(create_topics(kafka, [spec(2)], partitions=4, replication=1, min_insync=1))
