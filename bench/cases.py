@@ -34,11 +34,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from connectors.samples import sample_reports
 from connectors.simulator import SimConfig, simulate
 from hub.commands.up import stop_process
-from hub.kafka_admin import create_topics, wait_group_stable
+from hub.kafka_admin import wait_group_stable
 from schemas.codec import AvroCodec
 from schemas.kafka import KafkaConnection
 from schemas.models import CanonicalEvent
-from schemas.topics import CASES, EVENTS, Agency, TopicSpec, catalogue, raw_topic
+from schemas.topics import CASES, EVENTS, Agency, raw_topic
 from streams.rules.calendar import default_calendar
 from streams.rules.cases import Outputs, batch_outputs
 from streams.rules.normalize import normalize_record
@@ -46,10 +46,9 @@ from streams.rules.policy import load_policies
 from streams.rules.snapshot import dump, load
 from streams.rules.stage import CaseStage, InputKind, pack
 
-from .harness import REPO, Row, bench_broker, produce_all
+from .harness import OUT, REPO, Row, bench_broker, make_topics, produce_all
 from .harness import table as harness_table
 
-OUT = "bench.baseline.out"
 RAW_TOPICS = [raw_topic(a) for a in Agency]
 
 
@@ -194,9 +193,7 @@ def run(cases: int = 3000) -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="netral-bench-") as tmp:
         home = Path(tmp)
         with bench_broker(home) as conn:
-            specs = [*catalogue(), TopicSpec(name=OUT, key="k", value="v", cleanup="delete",
-                                             retention_ms=86_400_000, writer="bench")]
-            asyncio.run(create_topics(conn, specs, partitions=4, replication=1, min_insync=1))
+            make_topics(conn)
             data = prepare(cases)
             total = sum(len(v) for v in data.values())
             for topic, records in data.items():

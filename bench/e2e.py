@@ -72,7 +72,7 @@ from schemas.codec import AvroCodec
 from schemas.errors import ConfigError, RetriableError
 from schemas.kafka import KafkaConnection
 from schemas.models import CanonicalEvent, CaseRecord, EscalationStep, EventType
-from schemas.topics import CASES, DEADLINE_TICKS, EVENTS, TopicSpec, catalogue, raw_topic
+from schemas.topics import CASES, DEADLINE_TICKS, EVENTS, raw_topic
 from streams.rules.calendar import default_calendar
 from streams.rules.cases import case_id_for
 from streams.rules.escalation import NEXT_STEP, due_step
@@ -81,8 +81,8 @@ from streams.rules.policy import load_policies
 from streams.rules.stage import CaseStage, InputKind, jakarta_date
 from tests.fixtures.national_record import latest_cases
 
-from .cases import OUT, RAW_TOPICS, plain_loop, watch_cases
-from .harness import REPO, Row, produce_all
+from .cases import RAW_TOPICS, plain_loop, watch_cases
+from .harness import REPO, Row, bench_specs, produce_all
 from .harness import table as harness_table
 
 SAMPLE_EVERY = 4  # latency: every 4th case-opening report is polled on the API
@@ -253,8 +253,7 @@ async def wait_lag_zero(conn: KafkaConnection, group: str, timeout_s: float = 30
 
 
 # -- topics ---------------------------------------------------------------------------------------
-SPECS = [*catalogue(), TopicSpec(name=OUT, key="k", value="v", cleanup="delete",
-                                 retention_ms=86_400_000, writer="bench")]
+SPECS = bench_specs()
 
 
 async def make_topics(conn: KafkaConnection, *, keep_raw: bool) -> None:

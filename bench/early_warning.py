@@ -25,14 +25,14 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from hub.commands.up import stop_process
-from hub.kafka_admin import create_topics, wait_group_stable
+from hub.kafka_admin import wait_group_stable
 from schemas.codec import AvroCodec
 from schemas.kafka import KafkaConnection
-from schemas.topics import CASES, EVENTS, TopicSpec, catalogue
+from schemas.topics import CASES, EVENTS
 
-from .cases import OUT, prepare
+from .cases import prepare
 from .e2e import wait_lag_zero
-from .harness import REPO, Row, bench_broker, produce_all
+from .harness import OUT, REPO, Row, bench_broker, make_topics, produce_all
 from .harness import table as harness_table
 
 
@@ -96,9 +96,7 @@ def run(cases: int = 3000) -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="netral-bench-") as tmp:
         home = Path(tmp)
         with bench_broker(home) as conn:
-            specs = [*catalogue(), TopicSpec(name=OUT, key="k", value="v", cleanup="delete",
-                                             retention_ms=86_400_000, writer="bench")]
-            asyncio.run(create_topics(conn, specs, partitions=4, replication=1, min_insync=1))
+            make_topics(conn)
             data = prepare(cases)
             for topic, records in data.items():
                 asyncio.run(produce_all(conn, topic, records))

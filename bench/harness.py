@@ -12,9 +12,24 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from hub.kafka_admin import create_topics
 from schemas.kafka import KafkaConnection
+from schemas.topics import TopicSpec, catalogue
 
 REPO = Path(__file__).resolve().parent.parent
+OUT = "bench.baseline.out"
+"""Where the plain-loop baselines write (the hub's own topics are left to the hub)."""
+
+
+def bench_specs() -> list[TopicSpec]:
+    """The hub's topics and the baselines' output topic."""
+    return [*catalogue(), TopicSpec(name=OUT, key="k", value="v", cleanup="delete",
+                                    retention_ms=86_400_000, writer="bench")]
+
+
+def make_topics(conn: KafkaConnection) -> None:
+    """Every topic a single-broker bench needs: 4 partitions, RF 1."""
+    asyncio.run(create_topics(conn, bench_specs(), partitions=4, replication=1, min_insync=1))
 
 
 @dataclass(frozen=True)

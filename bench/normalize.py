@@ -26,18 +26,17 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from connectors.samples import sample_reports
 from hub.commands.up import stop_process
-from hub.kafka_admin import create_topics, wait_group_stable
+from hub.kafka_admin import wait_group_stable
 from schemas.codec import AvroCodec, default_store
 from schemas.kafka import KafkaConnection
 from schemas.models import BawasluReport, CanonicalEvent
-from schemas.topics import EVENTS, TopicSpec, catalogue, raw_topic
+from schemas.topics import EVENTS, raw_topic
 from streams.rules.normalize import normalize_record
 
-from .harness import REPO, Row, bench_broker, count_until, produce_all
+from .harness import OUT, REPO, Row, bench_broker, count_until, make_topics, produce_all
 from .harness import table as harness_table
 
 RAW = raw_topic("bawaslu")
-OUT = "bench.baseline.out"
 
 
 def prepare(n: int, dup_rate: float = 0.2, seed: int = 7) -> list[tuple[bytes, bytes]]:
@@ -121,9 +120,7 @@ def run(n: int = 50_000) -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="netral-bench-") as tmp:
         home = Path(tmp)
         with bench_broker(home) as conn:
-            specs = [*catalogue(), TopicSpec(name=OUT, key="k", value="v", cleanup="delete",
-                                             retention_ms=86_400_000, writer="bench")]
-            asyncio.run(create_topics(conn, specs, partitions=4, replication=1, min_insync=1))
+            make_topics(conn)
             data = prepare(n)
             produce_s = asyncio.run(produce_all(conn, RAW, data))
             floor = asyncio.run(plain_loop(conn, n, use_rule=False))

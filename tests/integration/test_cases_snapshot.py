@@ -12,13 +12,8 @@ broker (``private_broker``).
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import subprocess
-import sys
-import time
-import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,10 +21,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from connectors.scoring import score
 from connectors.simulator import SimConfig, iter_truth_lines, simulate
-from hub.commands.up import stop_process
-from hub.kafka_admin import wait_group_stable
 from schemas.codec import AvroCodec
-from schemas.errors import RetriableError
 from schemas.kafka import KafkaConnection
 from schemas.models import BawasluReport, CaseRecord
 from schemas.privacy import CLOSED_STATES
@@ -38,53 +30,12 @@ from streams.processors.cases import JOURNAL, SNAPSHOTS, chunk_key, snapshot_ent
 from streams.rules.snapshot import Manifest
 from tests.fixtures.kafka_tools import Headers, consume_until, produce
 from tests.fixtures.national_record import latest_cases
-from tests.helpers import REPO
+from tests.fixtures.worker_process import WorkerProcess
 
 pytestmark = pytest.mark.integration
 CODEC = AvroCodec()
 RESTORED = re.compile(r"restored from snapshot at entry (\d+) \((\d+) cases.*\+ (\d+) journal "
                       r"entries replayed")
-
-
-class Worker:
-    """``netral worker`` as a child process with a small snapshot interval."""
-
-    def __init__(self, conn: KafkaConnection, home: Path, **settings: str) -> None:
-        self.conn, self.home, self.settings = conn, home, settings
-        self.app_id = f"netral-snap-{uuid.uuid4().hex[:6]}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("NETRAL_")}
-        env.update(NETRAL_KAFKA_BOOTSTRAP=self.conn.bootstrap, NETRAL_HOME=str(self.home),
-                   NETRAL_WORKER_APP_ID=self.app_id, NETRAL_LOG_LEVEL="INFO",
-                   NETRAL_DEADLINE_SCAN_INTERVAL_S="0", **self.settings)
-        with (self.home / "worker.log").open("ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "hub", "worker"], env=env,
-                                         cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 180
-        while True:
-            assert self.proc.poll() is None, "worker died at start:\n" + self.log()[-4000:]
-            try:
-                asyncio.run(wait_group_stable(self.conn, self.app_id, timeout_s=2))
-                return
-            except RetriableError:
-                assert time.monotonic() < deadline, "worker not ready:\n" + self.log()[-4000:]
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc, timeout_s=60)  # SIGTERM, then SIGKILL: never an orphan
-
-    def log(self) -> str:
-        return (self.home / "worker.log").read_text(errors="replace")
-
-    def wait_log(self, found: Callable[[str], bool], timeout_s: float, what: str) -> str:
-        deadline = time.monotonic() + timeout_s
-        while not found(text := self.log()):
-            assert self.proc is not None and self.proc.poll() is None, text[-4000:]
-            assert time.monotonic() < deadline, f"no {what} within {timeout_s}s:\n{text[-4000:]}"
-            time.sleep(0.5)
-        return text
 
 
 async def table_state(conn: KafkaConnection, topic: str) -> dict[bytes, bytes | None]:
@@ -130,8 +81,10 @@ def test_a_restart_restores_from_the_snapshot_and_the_journal_shrinks(
         asyncio.run(produce(private_broker, topic, records))
 
     # Small batches and a snapshot every 3 journal entries: several snapshots in this wave.
-    worker = Worker(private_broker, tmp_path, NETRAL_CASES_SNAPSHOT_EVERY="3",
-                    NETRAL_CASES_SNAPSHOT_CHUNK_BYTES="4096", NETRAL_WORKER_BATCH_SIZE="10")
+    worker = WorkerProcess(private_broker, tmp_path, "netral-snap", 180, 60,
+                           NETRAL_CASES_SNAPSHOT_EVERY="3",
+                           NETRAL_CASES_SNAPSHOT_CHUNK_BYTES="4096",
+                           NETRAL_WORKER_BATCH_SIZE="10")
     journal_topic = f"{worker.app_id}-{JOURNAL}-changelog"
     snapshot_topic = f"{worker.app_id}-{SNAPSHOTS}-changelog"
     worker.start()
@@ -197,7 +150,7 @@ def test_a_restart_restores_from_the_snapshot_and_the_journal_shrinks(
         k: v for k, v in before.items() if k != target.case_id}
 
 
-def corrupt_snapshot_stops_the_worker(worker: Worker, snapshot_topic: str,
+def corrupt_snapshot_stops_the_worker(worker: WorkerProcess, snapshot_topic: str,
                                       probe: BawasluReport) -> None:
     """A snapshot chunk that fails its checksum while the journal entries it covers are gone:
     the worker must not go on with a smaller national record; it stops, saying what to do."""

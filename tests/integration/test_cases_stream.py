@@ -17,11 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import signal
-import subprocess
-import sys
 import time
-import uuid
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -32,17 +28,14 @@ from aiokafka import ConsumerRecord
 from connectors.scoring import MergeScore, score
 from connectors.sim_runner import publish_wave
 from connectors.simulator import SimConfig, iter_truth_lines, simulate
-from hub.commands.up import stop_process
-from hub.kafka_admin import wait_group_stable
 from schemas.codec import AvroCodec
-from schemas.errors import RetriableError
 from schemas.kafka import KafkaConnection
 from schemas.models import CaseState, DeadlineTick, OrderAction, SiasnOrder
 from schemas.topics import CASES, DEADLINE_TICKS, ORDERS_SIASN
 from streams.rules.escalation import order_id
 from tests.fixtures.kafka_tools import consume_until, produce
 from tests.fixtures.national_record import latest_cases
-from tests.helpers import REPO
+from tests.fixtures.worker_process import WorkerProcess
 
 pytestmark = pytest.mark.integration
 CODEC = AvroCodec()
@@ -50,47 +43,7 @@ KILLS = int(os.environ.get("NETRAL_TEST_SIGKILLS", "3"))
 CASES_N = int(os.environ.get("NETRAL_TEST_CASES", "150"))
 
 
-class Worker:
-    """``netral worker`` as a child process that the test may SIGKILL and restart."""
-
-    def __init__(self, conn: KafkaConnection, home: Path) -> None:
-        self.conn, self.home = conn, home
-        self.app_id = f"netral-kill-{uuid.uuid4().hex[:6]}"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-
-    def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("NETRAL_")}
-        env.update(NETRAL_KAFKA_BOOTSTRAP=self.conn.bootstrap, NETRAL_HOME=str(self.home),
-                   NETRAL_WORKER_APP_ID=self.app_id, NETRAL_LOG_LEVEL="INFO",
-                   NETRAL_DEADLINE_SCAN_INTERVAL_S="0")
-        log = (self.home / "worker.log").open("ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "hub", "worker"], env=env, cwd=REPO,
-                                     stdout=log, stderr=subprocess.STDOUT)
-        self.starts += 1
-        deadline = time.monotonic() + 120
-        while True:
-            assert self.proc.poll() is None, "worker died at start:\n" + self.log()[-4000:]
-            try:
-                asyncio.run(wait_group_stable(self.conn, self.app_id, timeout_s=2))
-                return
-            except RetriableError:
-                assert time.monotonic() < deadline, "worker not ready:\n" + self.log()[-4000:]
-
-    def kill(self) -> None:
-        assert self.proc is not None and self.proc.poll() is None, self.log()[-4000:]
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc, timeout_s=30)  # SIGTERM, then SIGKILL: never an orphan
-
-    def log(self) -> str:
-        return (self.home / "worker.log").read_text(errors="replace")
-
-
-def kill_at_random_moments(worker: Worker, rng: random.Random, kills: int) -> None:
+def kill_at_random_moments(worker: WorkerProcess, rng: random.Random, kills: int) -> None:
     for _ in range(kills):
         time.sleep(rng.uniform(0.5, 4.0))  # a random moment in the stream, not a wait for state
         worker.kill()
@@ -105,7 +58,7 @@ def test_sigkilled_workers_build_the_national_record_once(private_broker: KafkaC
     wave = asyncio.run(publish_wave(sim, private_broker, tmp_path / "outboxes"))
     assert wave.sent == len(sim.events)
 
-    worker = Worker(private_broker, tmp_path)
+    worker = WorkerProcess(private_broker, tmp_path, prefix="netral-kill")
     worker.start()
     try:
         kill_at_random_moments(worker, rng, KILLS)
