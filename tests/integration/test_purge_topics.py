@@ -26,8 +26,8 @@ from sinks.sql import migrate
 from streams.rules.purge import purgeable
 from tests.fixtures.kafka_tools import consume_until
 from tests.fixtures.national_record import latest_cases
+from tests.fixtures.worker_process import WorkerProcess
 from tests.helpers import netral
-from tests.integration.test_cases_stream import Worker
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +42,7 @@ def test_purge_republishes_closed_cases_without_persons(private_broker: KafkaCon
     sim = simulate(SimConfig(cases=60, duplicate_rate=0.1, name_only_rate=0.1, seed=7))
     truth = list(iter_truth_lines(sim))
     asyncio.run(publish_wave(sim, private_broker, tmp_path / "outboxes"))
-    worker = Worker(private_broker, tmp_path)
+    worker = WorkerProcess(private_broker, tmp_path, prefix="netral-kill")
     worker.start()
     try:
         def complete(rs: list[ConsumerRecord]) -> bool:  # every event of the wave in a case
