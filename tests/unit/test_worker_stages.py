@@ -26,7 +26,7 @@ def _app(tmp_path: Path, stages: frozenset[str]) -> tuple[set[str], set[str]]:
 def test_every_stage_by_default(tmp_path: Path) -> None:
     agents, tables = _app(tmp_path, frozenset(STAGES))
     assert {"normalize", "cases", "early-warning"} <= agents
-    assert {"cases-journal", "early-warning"} <= tables
+    assert tables == {"cases-journal", "cases-snapshot", "early-warning"}
 
 
 def test_early_warning_alone_has_no_normalize_or_cases(tmp_path: Path) -> None:
@@ -39,7 +39,7 @@ def test_early_warning_alone_has_no_normalize_or_cases(tmp_path: Path) -> None:
 def test_normalize_and_cases_without_early_warning(tmp_path: Path) -> None:
     agents, tables = _app(tmp_path, frozenset({"normalize", "cases"}))
     assert agents == {"normalize", "cases"}
-    assert tables == {"cases-journal"}
+    assert tables == {"cases-journal", "cases-snapshot"}
 
 
 def test_the_setting_is_checked_and_put_in_pipeline_order() -> None:
