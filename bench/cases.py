@@ -29,7 +29,7 @@ import time
 import uuid
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 
 from connectors.samples import sample_reports
 from connectors.simulator import SimConfig, simulate
@@ -46,7 +46,7 @@ from streams.rules.policy import load_policies
 from streams.rules.snapshot import dump, load
 from streams.rules.stage import CaseStage, InputKind, pack
 
-from .harness import OUT, REPO, Row, bench_broker, make_topics, produce_all
+from .harness import OUT, REPO, Row, baseline_clients, bench_broker, make_topics, produce_all
 from .harness import table as harness_table
 
 RAW_TOPICS = [raw_topic(a) for a in Agency]
@@ -75,12 +75,8 @@ async def plain_loop(conn: KafkaConnection, total: int, *, rules: bool,
     with ``journal``, each batch's inputs are appended to it as the worker journals them."""
     codec = AvroCodec()
     stage = CaseStage(codec, default_calendar(), load_policies())
-    consumer = AIOKafkaConsumer(*RAW_TOPICS, **conn.aiokafka_kwargs(),
-                                group_id=f"bench-plain-{uuid.uuid4().hex[:6]}",
-                                auto_offset_reset="earliest", enable_auto_commit=False,
-                                isolation_level="read_committed")
-    producer = AIOKafkaProducer(**conn.aiokafka_kwargs(), acks="all", enable_idempotence=True,
-                                linger_ms=5)
+    consumer, producer = baseline_clients(conn, *RAW_TOPICS,
+                                          group=f"bench-plain-{uuid.uuid4().hex[:6]}")
     await consumer.start()
     await producer.start()
     seen: set[bytes] = set()

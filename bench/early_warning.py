@@ -22,8 +22,6 @@ import time
 import uuid
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
 from hub.commands.up import stop_process
 from hub.kafka_admin import wait_group_stable
 from schemas.codec import AvroCodec
@@ -32,7 +30,7 @@ from schemas.topics import CASES, EVENTS
 
 from .cases import prepare
 from .e2e import wait_lag_zero
-from .harness import OUT, REPO, Row, bench_broker, make_topics, produce_all
+from .harness import OUT, REPO, Row, baseline_clients, bench_broker, make_topics, produce_all
 from .harness import table as harness_table
 
 
@@ -56,12 +54,8 @@ async def plain_route(conn: KafkaConnection) -> tuple[float, int]:
     """Seconds to read every record of netral.events + netral.cases, decode, re-key and send
     it; and the records read."""
     codec = AvroCodec()
-    consumer = AIOKafkaConsumer(EVENTS, CASES, **conn.aiokafka_kwargs(),
-                                group_id=f"bench-ew-plain-{uuid.uuid4().hex[:6]}",
-                                auto_offset_reset="earliest", enable_auto_commit=False,
-                                isolation_level="read_committed")
-    producer = AIOKafkaProducer(**conn.aiokafka_kwargs(), acks="all", enable_idempotence=True,
-                                linger_ms=5)
+    consumer, producer = baseline_clients(conn, EVENTS, CASES,
+                                          group=f"bench-ew-plain-{uuid.uuid4().hex[:6]}")
     await consumer.start()
     await producer.start()
     try:

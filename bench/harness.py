@@ -27,6 +27,18 @@ def bench_specs() -> list[TopicSpec]:
                                     retention_ms=86_400_000, writer="bench")]
 
 
+def baseline_clients(conn: KafkaConnection, *topics: str, group: str
+                     ) -> tuple[AIOKafkaConsumer, AIOKafkaProducer]:
+    """The plain loops' consumer (read_committed, from the earliest offset, committing itself)
+    and producer (acks=all, idempotent, 5 ms linger), not started."""
+    consumer = AIOKafkaConsumer(*topics, **conn.aiokafka_kwargs(), group_id=group,
+                                auto_offset_reset="earliest", enable_auto_commit=False,
+                                isolation_level="read_committed")
+    producer = AIOKafkaProducer(**conn.aiokafka_kwargs(), acks="all", enable_idempotence=True,
+                                linger_ms=5)
+    return consumer, producer
+
+
 def make_topics(conn: KafkaConnection) -> None:
     """Every topic a single-broker bench needs: 4 partitions, RF 1."""
     asyncio.run(create_topics(conn, bench_specs(), partitions=4, replication=1, min_insync=1))

@@ -22,7 +22,6 @@ import uuid
 from pathlib import Path
 
 import fastavro
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from connectors.samples import sample_reports
 from hub.commands.up import stop_process
@@ -33,7 +32,16 @@ from schemas.models import BawasluReport, CanonicalEvent
 from schemas.topics import EVENTS, raw_topic
 from streams.rules.normalize import normalize_record
 
-from .harness import OUT, REPO, Row, bench_broker, count_until, make_topics, produce_all
+from .harness import (
+    OUT,
+    REPO,
+    Row,
+    baseline_clients,
+    bench_broker,
+    count_until,
+    make_topics,
+    produce_all,
+)
 from .harness import table as harness_table
 
 RAW = raw_topic("bawaslu")
@@ -55,11 +63,7 @@ async def plain_loop(conn: KafkaConnection, total: int, *, use_rule: bool) -> fl
     entry = default_store().get(BawasluReport.avro_name)
     codec = AvroCodec()
     group = f"bench-{'rule' if use_rule else 'floor'}-{uuid.uuid4().hex[:6]}"
-    consumer = AIOKafkaConsumer(RAW, **conn.aiokafka_kwargs(), group_id=group,
-                                auto_offset_reset="earliest", enable_auto_commit=False,
-                                isolation_level="read_committed")
-    producer = AIOKafkaProducer(**conn.aiokafka_kwargs(), acks="all", enable_idempotence=True,
-                                linger_ms=5)
+    consumer, producer = baseline_clients(conn, RAW, group=group)
     await consumer.start()
     await producer.start()
     seen: set[bytes] = set()
