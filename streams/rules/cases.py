@@ -19,24 +19,21 @@ Not case events: POLICY_UPDATED belongs to :func:`streams.rules.policy.apply_pol
 processor keeps policies in a table every partition sees) and MUTATION_REQUESTED to early warning;
 ``handle_event`` returns them unchanged.
 
-Cost: the book is immutable but its maps are persistent (:class:`PMap`: a write copies a
-256-slot bucket table and one bucket), so an event costs about 20 small copies plus the fold of
-its own case (O(events of that case)), whatever the partition holds; waiting orphans are adopted
-from ``CaseBook.adoptable``, never by scanning them. A name-only report also shortlists the
-partition's known persons by name in rapidfuzz (C, over each person's pre-sorted words): about
-1-2 ms at 2,000 persons on this machine, O(persons); block by province first if partitions
-grow far beyond that. Buckets hold n/256 entries, so at millions of entries per map a write's
-bucket copy starts to dominate: a HAMT would be the next step.
+Cost: the book is immutable but its maps are persistent (:class:`~streams.rules.pmap.PMap`: a
+write copies a 256-slot bucket table and one bucket), so an event costs about 20 small copies plus
+the fold of its own case (O(events of that case)), whatever the partition holds; waiting orphans
+are adopted from ``CaseBook.adoptable``, never by scanning them. A name-only report also
+shortlists the partition's known persons by name in rapidfuzz (C, over each person's pre-sorted
+words, listed from :meth:`PMap.column`'s per-bucket memo): O(persons) at C speed, about 0.5 ms at
+5,000 persons on this machine; block by province first if partitions grow far beyond that.
 """
 
 from __future__ import annotations
 
-import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from itertools import chain
-from typing import Any, TypeVar
+from typing import Any
 
 from schemas.errors import InvalidMessage
 from schemas.models import (
@@ -70,7 +67,15 @@ from .lifecycle import (
     transitions,
     trigger_of,
 )
-from .matching import Candidate, Decision, KnownPerson, PersonMatch, known_person, match_person
+from .matching import (
+    NAME_WORDS,
+    Candidate,
+    Decision,
+    KnownPerson,
+    PersonMatch,
+    known_person,
+    match_person,
+)
 from .merge import (
     DeadlineStep,
     Entry,
@@ -85,107 +90,10 @@ from .merge import (
     fold,
     publish,
 )
+from .pmap import PMap, empty
 from .policy import LEVEL_ORDER, ElectionPolicy, Policies, policy_for
 
 _NOT_CASE_EVENTS = frozenset({EventType.POLICY_UPDATED, EventType.MUTATION_REQUESTED})
-V = TypeVar("V")
-_BUCKETS = 256
-
-
-class PMap(Mapping[str, V]):
-    """A small persistent map: ``set``/``delete`` return a new map sharing all but one bucket.
-
-    Keys go to one of 256 buckets by CRC32 (stable across processes, unlike ``hash``), so a
-    write copies the bucket table and one bucket, O(256 + n/256), instead of the whole dict: the
-    book stays immutable at thousands to hundreds of thousands of cases per partition.
-    """
-
-    __slots__ = ("_buckets", "_len")
-
-    def __init__(self, items: Mapping[str, V] | None = None) -> None:
-        buckets: list[dict[str, V] | None] = [None] * _BUCKETS
-        for key, value in (items or {}).items():
-            bucket = buckets[_slot(key)]
-            if bucket is None:
-                bucket = buckets[_slot(key)] = {}
-            bucket[key] = value
-        self._buckets: tuple[dict[str, V] | None, ...] = tuple(buckets)
-        self._len = sum(len(b) for b in buckets if b)
-
-    @classmethod
-    def _make(cls, buckets: tuple[dict[str, V] | None, ...], size: int) -> PMap[V]:
-        new = cls.__new__(cls)
-        new._buckets, new._len = buckets, size
-        return new
-
-    # The slot is computed inline (no helper call) in the lookups: the rules make about 20 of
-    # them per event. ``get`` is our own: Mapping's mixin raises and catches a KeyError per miss.
-    def __getitem__(self, key: str) -> V:
-        bucket = self._buckets[_crc32(key.encode()) % _BUCKETS]
-        if bucket is None:
-            raise KeyError(key)
-        return bucket[key]
-
-    def get(self, key: str, default: Any = None) -> Any:
-        bucket = self._buckets[_crc32(key.encode()) % _BUCKETS]
-        return default if bucket is None else bucket.get(key, default)
-
-    def __contains__(self, key: object) -> bool:
-        if not isinstance(key, str):
-            return False
-        bucket = self._buckets[_crc32(key.encode()) % _BUCKETS]
-        return bucket is not None and key in bucket
-
-    # Iteration chains the buckets' own iterators (C speed; same order as bucket by bucket).
-    def __iter__(self) -> Iterator[str]:
-        return chain.from_iterable(b for b in self._buckets if b)
-
-    def __len__(self) -> int:
-        return self._len
-
-    def values(self) -> Iterator[V]:  # type: ignore[override]
-        return chain.from_iterable(b.values() for b in self._buckets if b)
-
-    def items(self) -> Iterator[tuple[str, V]]:  # type: ignore[override]
-        return chain.from_iterable(b.items() for b in self._buckets if b)
-
-    def __repr__(self) -> str:
-        return f"PMap({dict(self.items())!r})"
-
-    def set(self, key: str, value: V) -> PMap[V]:
-        i = _slot(key)
-        old = self._buckets[i]
-        bucket = dict(old) if old else {}
-        added = key not in bucket
-        bucket[key] = value
-        buckets = list(self._buckets)
-        buckets[i] = bucket
-        return PMap._make(tuple(buckets), self._len + added)
-
-    def delete(self, key: str) -> PMap[V]:
-        i = _slot(key)
-        old = self._buckets[i]
-        if old is None or key not in old:
-            return self
-        bucket = {k: v for k, v in old.items() if k != key}
-        buckets = list(self._buckets)
-        buckets[i] = bucket or None
-        return PMap._make(tuple(buckets), self._len - 1)
-
-
-_crc32 = zlib.crc32
-
-
-def _slot(key: str) -> int:
-    return _crc32(key.encode()) % _BUCKETS
-
-
-def _empty() -> PMap[Any]:
-    return _EMPTY
-
-
-_EMPTY: PMap[Any] = PMap()
-
 
 class InvalidReview(InvalidMessage):
     """A review command that cannot be applied (unknown case, nothing left after a split...)."""
@@ -215,15 +123,15 @@ class CaseBook:
     both maps by every write, so adopting them costs O(adoptable), not a scan of the orphans.
     """
 
-    cases: PMap[CaseRecord] = field(default_factory=_empty)
-    logs: PMap[CaseLog] = field(default_factory=_empty)
-    by_ref: PMap[str] = field(default_factory=_empty)
-    by_nip: PMap[tuple[str, ...]] = field(default_factory=_empty)
-    persons: PMap[KnownPerson] = field(default_factory=_empty)
-    nameless: PMap[KnownPerson] = field(default_factory=_empty)
-    nameless_by_kind: PMap[tuple[str, ...]] = field(default_factory=_empty)
-    seen: PMap[str] = field(default_factory=_empty)
-    orphans: PMap[tuple[CanonicalEvent, ...]] = field(default_factory=_empty)
+    cases: PMap[CaseRecord] = field(default_factory=empty)
+    logs: PMap[CaseLog] = field(default_factory=empty)
+    by_ref: PMap[str] = field(default_factory=empty)
+    by_nip: PMap[tuple[str, ...]] = field(default_factory=empty)
+    persons: PMap[KnownPerson] = field(default_factory=empty)
+    nameless: PMap[KnownPerson] = field(default_factory=empty)
+    nameless_by_kind: PMap[tuple[str, ...]] = field(default_factory=empty)
+    seen: PMap[str] = field(default_factory=empty)
+    orphans: PMap[tuple[CanonicalEvent, ...]] = field(default_factory=empty)
     commands: frozenset[str] = frozenset()
     adoptable: frozenset[str] = frozenset()
 
@@ -398,9 +306,12 @@ def _place_report(draft: _Draft, event: CanonicalEvent, now: datetime, calendar:
     pool = [draft.nameless[c] for c in draft.nameless_by_kind.get(kind, ())
             if same_incident(draft.cases[c], event.election, event.violation_type,
                              event.incident_date, policy.dedupe_window_days)]
-    if nip is None:
-        pool += draft.persons.values()  # a NIP is one person in every election
-    match = match_person(query, pool, policy.match)
+    names = [p.name_words for p in pool]
+    if nip is None:  # a NIP is one person in every election: compare with every known person
+        persons, their_names = draft.persons.column(NAME_WORDS)
+        pool += persons
+        names += their_names
+    match = match_person(query, pool, policy.match, names=names)
     info = MatchInfo(score=match.score, matched_fields=match.matched_fields)
     chosen = match.chosen
     if chosen is not None:

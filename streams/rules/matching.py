@@ -21,7 +21,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from functools import lru_cache
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 
 from pydantic import BaseModel, ConfigDict
 from rapidfuzz import fuzz, process
@@ -49,7 +49,9 @@ _AGENCY_WORDS = {"pemerintah": "pemerintah", "pemkab": "pemerintah kabupaten",
                  "pemkot": "pemerintah kota", "pemprov": "pemerintah provinsi",
                  "kab": "kabupaten", "kabupaten": "kabupaten"}
 _FEATURE_ORDER = ("name", "agency", "region", "position")
-_NAME_WORDS = attrgetter("name_words")
+NAME_WORDS = attrgetter("name_words")
+"""What the name shortlist compares, per known person (see :meth:`PMap.column`)."""
+_RANK = itemgetter(0, 1)
 AGREE = 0.9  # a feature at or above this counts as a matched field
 
 
@@ -159,24 +161,46 @@ def score_person(query: KnownPerson, candidate: KnownPerson, thresholds: MatchTh
     return score, fields
 
 
-def _score(query: KnownPerson, candidate: KnownPerson, thresholds: MatchThresholds
-           ) -> tuple[float, tuple[str, ...], float]:
+def _score(query: KnownPerson, candidate: KnownPerson, thresholds: MatchThresholds,
+           name: float | None = None) -> tuple[float, tuple[str, ...], float]:
+    """The weighted score, its matched fields and the name's own score. ``name``: the name
+    score when the shortlist already computed it (``fuzz.ratio`` of the sorted words, equal
+    to ``token_sort_ratio`` of the names), so it is not computed twice.
+
+    Written out rather than as a dict of features: it runs for every shortlisted namesake of
+    every name-only report, tens per report. The sums keep the features' order (name, agency,
+    region, position), so the floats are the same as a feature-by-feature sum.
+    """
     w = thresholds.weights
-    features: dict[str, tuple[float, float]] = {
-        "name": (fuzz.token_sort_ratio(query.norm_name, candidate.norm_name) / 100, w.name),
-        "agency": (fuzz.token_sort_ratio(query.norm_agency, candidate.norm_agency) / 100,
-                   w.agency),
-    }
+    if name is None:
+        name = fuzz.ratio(query.name_words, candidate.name_words) / 100
+    agency = _agency_score(query.norm_agency, candidate.norm_agency)
+    score = 0 + name * w.name + agency * w.agency
+    total = 0 + w.name + w.agency
+    matched = ["name"] if name >= AGREE else []
+    if agency >= AGREE:
+        matched.append("agency")
     if query.region_code and candidate.region_code:
-        features["region"] = (_region_score(query.region_code, candidate.region_code), w.region)
+        region = _region_score(query.region_code, candidate.region_code)
+        score += region * w.region
+        total += w.region
+        if region >= AGREE:
+            matched.append("region")
     if query.position and candidate.position:
-        features["position"] = (float(query.position is candidate.position), w.position)
-    total = sum(weight for _, weight in features.values())
-    score = sum(value * weight for value, weight in features.values()) / total if total else 0.0
-    matched = tuple(f for f in _FEATURE_ORDER if f in features and features[f][0] >= AGREE)
-    return round(score, 4), matched, round(features["name"][0], 4)
+        position = float(query.position is candidate.position)
+        score += position * w.position
+        total += w.position
+        if position >= AGREE:
+            matched.append("position")
+    return round(score / total if total else 0.0, 4), tuple(matched), round(name, 4)
 
 
+@lru_cache(maxsize=1 << 16)  # few agencies, compared again for every namesake
+def _agency_score(a: str, b: str) -> float:
+    return fuzz.token_sort_ratio(a, b) / 100
+
+
+@lru_cache(maxsize=1 << 16)
 def _region_score(a: str, b: str) -> float:
     if a == b:
         return 1.0
@@ -188,12 +212,15 @@ def _region_score(a: str, b: str) -> float:
 
 
 def match_person(query: KnownPerson, known: Iterable[KnownPerson], thresholds: MatchThresholds,
-                 *, name_cutoff: float = 75.0) -> PersonMatch:
+                 *, name_cutoff: float = 75.0, names: Sequence[str] | None = None
+                 ) -> PersonMatch:
     """Score ``query`` against ``known`` and decide MERGE, REVIEW or NEW.
 
     Names are shortlisted first with ``rapidfuzz.process.extract`` (C speed over thousands of
     persons): every name at or above ``name_cutoff``, with no count limit, since namesakes tie on
     the name and only office and region tell them apart. Only the shortlist gets the full score.
+    ``names``: each known person's ``name_words``, in ``known``'s order, if the caller keeps
+    them listed already.
     """
     # The pool and its names are listed at C speed (list(), map(attrgetter)); the query's own
     # key is skipped among the hits instead of filtering the pool first: every other person's
@@ -203,23 +230,30 @@ def match_person(query: KnownPerson, known: Iterable[KnownPerson], thresholds: M
         return PersonMatch(decision=Decision.NEW, score=0.0, matched_fields=())
     # token_sort_ratio is ratio over the words sorted (rapidfuzz.fuzz_py's definition): each
     # known name's words are sorted once (``name_words``), not in every comparison; same scores.
-    hits = process.extract(query.name_words, list(map(_NAME_WORDS, pool)),
+    if names is None:
+        names = list(map(NAME_WORDS, pool))
+    elif len(names) != len(pool):
+        raise ValueError(f"{len(names)} names for {len(pool)} known persons")
+    hits = process.extract(query.name_words, names,
                            scorer=fuzz.ratio, limit=None, score_cutoff=name_cutoff)
+    # Scored as plain tuples, sorted by (score desc, key); only the close ones become
+    # Candidates (a common name shortlists many namesakes, few of them close).
     scored = []
-    for _, _, index in hits:
+    for _, name, index in hits:
         person = pool[index]
         if person.key == query.key:
             continue
-        score, fields, name_score = _score(query, person, thresholds)
-        key = person.key
-        scored.append(Candidate(key=key, nip=person.nip, case_ids=person.case_ids, score=score,
-                                name_score=name_score, matched_fields=fields))
-    scored.sort(key=lambda c: (-c.score, c.key))
-    close = tuple(c for c in scored if c.score >= thresholds.review)
+        score, fields, name_score = _score(query, person, thresholds, name / 100)
+        scored.append((-score, person.key, fields, name_score, person))
+    scored.sort(key=_RANK)
+    close = tuple(Candidate(key=key, nip=person.nip, case_ids=person.case_ids, score=-neg,
+                            name_score=name_score, matched_fields=fields)
+                  for neg, key, fields, name_score, person in scored
+                  if -neg >= thresholds.review)
     if not close:
-        best = scored[0] if scored else None
-        return PersonMatch(decision=Decision.NEW, score=best.score if best else 0.0,
-                           matched_fields=best.matched_fields if best else ())
+        top = scored[0] if scored else None
+        return PersonMatch(decision=Decision.NEW, score=-top[0] if top else 0.0,
+                           matched_fields=top[2] if top else ())
     best = close[0]
     ambiguous = len(close) > 1 and close[1].score >= best.score - thresholds.ambiguity_margin
     names_agree = best.name_score >= thresholds.merge_name_min

@@ -63,10 +63,11 @@ from schemas.models import (
     MatchInfo,
 )
 
-from .cases import CaseBook, CaseLog, PMap
+from .cases import CaseBook, CaseLog
 from .escalation import Calendar
 from .matching import KnownPerson
 from .merge import DeadlineStep, Entry, Fold, Opening, ReviewResolved, UnblockConfirmed
+from .pmap import PMap
 from .policy import ElectionPolicy, Policies
 from .stage import CaseStage
 

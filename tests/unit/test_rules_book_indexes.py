@@ -17,8 +17,9 @@ from schemas.codec import AvroCodec
 from schemas.models import CanonicalEvent
 from schemas.topics import EVENTS, raw_topic
 from streams.rules.calendar import default_calendar
-from streams.rules.cases import CaseBook, PMap
+from streams.rules.cases import CaseBook
 from streams.rules.normalize import normalize_record
+from streams.rules.pmap import PMap
 from streams.rules.policy import load_policies
 from streams.rules.stage import CaseStage, InputKind
 

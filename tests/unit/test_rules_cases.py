@@ -20,7 +20,6 @@ from schemas.models import (
 from streams.rules.cases import (
     CaseBook,
     Outputs,
-    PMap,
     batch_outputs,
     case_id_for,
     handle_event,
@@ -44,19 +43,6 @@ from tests.unit.test_rules_factories import (
 pytestmark = pytest.mark.unit
 
 NOW = at("2024-12-20")
-
-
-def test_pmap_is_persistent() -> None:
-    empty: PMap[int] = PMap()
-    one = empty.set("a", 1)
-    two = one.set("b", 2).set("a", 3)
-    assert (dict(empty), dict(one), dict(two)) == ({}, {"a": 1}, {"a": 3, "b": 2})
-    assert len(two) == 2 and "b" in two and 5 not in two
-    assert two.delete("a").delete("zz") == {"b": 2}
-    assert sorted(two.values()) == [2, 3] and dict(two.items()) == {"a": 3, "b": 2}
-    big = PMap({str(i): i for i in range(2000)})
-    assert len(big) == 2000 and big["1999"] == 1999
-    assert big.delete("7")["8"] == 8 and "7" in big  # the old map is untouched
 
 
 @pytest.mark.parametrize("event_type", [EventType.POLICY_UPDATED, EventType.MUTATION_REQUESTED])

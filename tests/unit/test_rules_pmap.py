@@ -1,0 +1,63 @@
+"""The book's persistent map: writes never change a map already held, and the memoised column
+follows every write while listing again only the bucket written."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.rules.pmap import PMap
+
+pytestmark = pytest.mark.unit
+
+
+def test_pmap_is_persistent() -> None:
+    empty: PMap[int] = PMap()
+    one = empty.set("a", 1)
+    two = one.set("b", 2).set("a", 3)
+    assert (dict(empty), dict(one), dict(two)) == ({}, {"a": 1}, {"a": 3, "b": 2})
+    assert len(two) == 2 and "b" in two and 5 not in two
+    assert two.delete("a").delete("zz") == {"b": 2}
+    assert sorted(two.values()) == [2, 3] and dict(two.items()) == {"a": 3, "b": 2}
+    big = PMap({str(i): i for i in range(2000)})
+    assert len(big) == 2000 and big["1999"] == 1999
+    assert big.delete("7")["8"] == 8 and "7" in big  # the old map is untouched
+
+
+class _Counting:
+    """An attribute function that counts how many values it was asked about."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, value: int) -> int:
+        self.calls += 1
+        return value * 10
+
+
+def test_column_lists_values_and_their_attribute_in_iteration_order() -> None:
+    m = PMap({str(i): i for i in range(1000)})
+    values, tens = m.column(_Counting())
+    assert values == list(m.values()) and tens == [v * 10 for v in values]
+    assert PMap().column(_Counting()) == ([], [])
+
+
+def test_column_after_a_write_lists_only_the_bucket_written_again() -> None:
+    tens = _Counting()
+    old = PMap({str(i): i for i in range(1000)})
+    old.column(tens)
+    assert tens.calls == 1000
+    new = old.set("5", -5).set("new", -7).delete("6")
+    values, column = new.column(tens)
+    assert tens.calls < 1000 + 3 * 20  # three buckets of about 4 entries, not 1000 values
+    assert values == list(new.values()) and column == [v * 10 for v in values]
+    assert -5 in values and -7 in values and 5 not in values and 6 not in values
+    # The map written from keeps its own column: nothing of the writes shows in it.
+    values, column = old.column(tens)
+    assert values == list(old.values()) and -5 not in values and 5 in values and 6 in values
+    assert column == [v * 10 for v in values]
+
+
+def test_columns_of_different_attributes_are_kept_apart() -> None:
+    m = PMap({"a": 1, "b": 2}).set("c", 3)
+    assert m.column(str)[1] == [str(v) for v in m.values()]
+    assert m.column(_Counting())[1] == [v * 10 for v in m.values()]
