@@ -172,7 +172,10 @@ class Worker:
         env = {k: v for k, v in os.environ.items() if not k.startswith("NETRAL_")}
         env.update(NETRAL_KAFKA_BOOTSTRAP=self.conn.bootstrap, NETRAL_HOME=str(self.home),
                    NETRAL_WORKER_APP_ID=self.app_id, NETRAL_LOG_LEVEL=log_level,
-                   NETRAL_DEADLINE_SCAN_INTERVAL_S="0")
+                   NETRAL_DEADLINE_SCAN_INTERVAL_S="0",
+                   # What the in-process loop runs: early warning has a section of its own,
+                   # and on 2 cores it would take its CPU from the stages measured here.
+                   NETRAL_WORKER_STAGES="normalize,cases")
         spawned = time.perf_counter()
         with (self.home / "worker.log").open("ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "hub", "worker"], env=env,
