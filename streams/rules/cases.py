@@ -92,6 +92,7 @@ from .merge import (
 )
 from .pmap import PMap, empty
 from .policy import LEVEL_ORDER, ElectionPolicy, Policies, policy_for
+from .stored import StoredEvent, keep
 
 _NOT_CASE_EVENTS = frozenset({EventType.POLICY_UPDATED, EventType.MUTATION_REQUESTED})
 
@@ -197,12 +198,15 @@ def case_id_for(event_id: str) -> str:
 
 
 def handle_event(state: CaseBook, event: CanonicalEvent, now: datetime, calendar: Calendar,
-                 policies: Policies) -> tuple[CaseBook, Outputs]:
-    """Take one canonical event into the partition's national record."""
+                 policies: Policies, *, avro: bytes | None = None) -> tuple[CaseBook, Outputs]:
+    """Take one canonical event into the partition's national record. ``avro``: the event's
+    bytes as consumed, which its case's log keeps (see :mod:`streams.rules.stored`)."""
     if event.event_type in _NOT_CASE_EVENTS or event.event_id in state.seen:
         return state, NONE
     policy = policy_for(policies, event.election)
     draft = _Draft(state)
+    if avro is not None:
+        draft.avro[event.event_id] = avro
     hit = find_case(event, by_ref=state.by_ref, by_nip=state.by_nip, cases=state.cases,
                     window_days=policy.dedupe_window_days)
     if hit is not None:
@@ -390,7 +394,8 @@ def _merge_cases(draft: _Draft, decision: ReviewDecision, now: datetime, calenda
     if source.escalation_step or source.blocked:
         raise InvalidReview(f"review {decision.command_id}: case {source.case_id} has escalation "
                             "steps of its own; split the target instead")
-    events = [e for e in draft.logs[source.case_id].entries if isinstance(e, CanonicalEvent)]
+    events = [e for e in draft.logs[source.case_id].entries
+              if isinstance(e, CanonicalEvent | StoredEvent)]
     try:
         out = draft.apply(target.case_id, events, now, calendar, policy, rule="review.merge",
                           at=decision.at)
@@ -410,7 +415,7 @@ def _split_case(draft: _Draft, decision: ReviewDecision, now: datetime, calendar
                 policy: ElectionPolicy) -> Outputs:
     case = draft.cases[decision.case_id]
     log = draft.logs[case.case_id]
-    events = {e.event_id: e for e in log.entries if isinstance(e, CanonicalEvent)}
+    events = {e.event_id: e for e in log.entries if isinstance(e, CanonicalEvent | StoredEvent)}
     unknown = sorted(set(decision.event_ids) - set(events))
     if unknown:
         raise InvalidReview(f"review {decision.command_id}: case {case.case_id} has no event(s) "
@@ -427,7 +432,7 @@ def _split_case(draft: _Draft, decision: ReviewDecision, now: datetime, calendar
     moved = [events[i] for i in decision.event_ids]
     kept = [e for e in log.entries if entry_id(e) not in set(decision.event_ids)]
     for label, part in (("moved", moved), ("remaining", kept)):
-        if not any(isinstance(e, CanonicalEvent)
+        if not any(isinstance(e, CanonicalEvent | StoredEvent)
                    and e.event_type is EventType.VIOLATION_REPORTED for e in part):
             raise InvalidReview(f"review {decision.command_id}: the {label} events of case "
                                 f"{case.case_id} include no violation report to open a case")
@@ -485,6 +490,7 @@ class _Draft:
         self.orphans = book.orphans
         self.commands = book.commands
         self.adoptable = book.adoptable
+        self.avro: dict[str, bytes] = {}  # event id -> its bytes as consumed (the input's)
 
     def freeze(self) -> CaseBook:
         return CaseBook(cases=self.cases, logs=self.logs, by_ref=self.by_ref,
@@ -518,12 +524,17 @@ class _Draft:
         start = opening or (log.opening if log else Opening(case_id))
         if match is not None:
             start = replace(start, match=match)
-        entries = tuple(sorted((*(log.entries if log else ()), *new), key=entry_key))
+        kept = tuple(self._kept(e) for e in new)
+        entries = tuple(sorted((*(log.entries if log else ()), *kept), key=entry_key))
         ctx = FoldContext(start, policy, calendar)
         try:
             if (log is not None and len(new) == 1 and start == log.opening
                     and log.fold.last is not None and entry_key(new[0]) > log.fold.last):
-                folded = add(log.fold, new[0], ctx)
+                folded = add(log.fold, new[0], ctx)  # the decoded event: no decoding again
+                if new[0] is not kept[0] and any(p is new[0] for p in folded.parked):
+                    # It waits: as the log keeps it (the same object, which a snapshot shares).
+                    folded = replace(folded, parked=tuple(kept[0] if p is new[0] else p
+                                                          for p in folded.parked))
             else:
                 folded = fold(entries, ctx)
         except InvalidTransition as err:
@@ -534,6 +545,12 @@ class _Draft:
                                     f"impossible ({err})") from None
         return self._store(case_id, CaseLog(start, entries, folded), new, now, policy,
                            newcomer=newcomer, rule=rule, at=at)
+
+    def _kept(self, entry: Entry) -> Entry:
+        """An entry as the case's log keeps it: an event as a StoredEvent."""
+        if isinstance(entry, CanonicalEvent):
+            return keep(entry, self.avro.get(entry.event_id))
+        return entry
 
     def replace_entries(self, case_id: str, entries: Iterable[Entry], now: datetime,
                         calendar: Calendar, policy: ElectionPolicy, *, rule: str,
@@ -551,7 +568,7 @@ class _Draft:
         before = self.cases.get(case_id)
         self.logs = self.logs.set(case_id, log)
         for entry in new:
-            if isinstance(entry, CanonicalEvent):
+            if isinstance(entry, CanonicalEvent | StoredEvent):
                 self.seen = self.seen.set(entry.event_id, case_id)
         record = log.fold.record
         if record is None:  # nothing but waiting entries

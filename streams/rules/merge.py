@@ -56,6 +56,7 @@ from .lifecycle import (
     trigger_of,
 )
 from .policy import ElectionPolicy
+from .stored import StoredEvent, load
 
 _PERSON_FIELDS = ("nip", "name", "agency_name", "agency_code", "position", "position_title",
                   "region_code")
@@ -103,11 +104,15 @@ class UnblockConfirmed:
         return f"siasn:{self.order_id}"
 
 
-Entry = CanonicalEvent | DeadlineStep | ReviewResolved | UnblockConfirmed
+Entry = CanonicalEvent | StoredEvent | DeadlineStep | ReviewResolved | UnblockConfirmed
+"""A case's log keeps its events as :class:`~streams.rules.stored.StoredEvent`; the fold takes
+either form and decodes a stored one when it gets to it."""
 
 
 def entry_id(entry: Entry) -> str:
-    return entry.event_id if isinstance(entry, CanonicalEvent) else entry.entry_id
+    if isinstance(entry, CanonicalEvent | StoredEvent):
+        return entry.event_id
+    return entry.entry_id
 
 
 def entry_key(entry: Entry) -> tuple[datetime, str]:
@@ -117,7 +122,7 @@ def entry_key(entry: Entry) -> tuple[datetime, str]:
     that clock) fold in their legal order, peringatan, teguran, pemblokiran, not by name: by
     name the teguran came first, changed nothing, and the case stalled.
     """
-    if isinstance(entry, CanonicalEvent):
+    if isinstance(entry, CanonicalEvent | StoredEvent):
         return (entry.occurred_at, entry.event_id)
     if isinstance(entry, DeadlineStep):
         return (entry.at, f"~deadline:{_STEP_RANK[entry.step]}:{entry.step.value}")
@@ -209,6 +214,8 @@ def _step(state: Fold, entry: Entry, ctx: FoldContext) -> Fold | None:
     """Apply ``entry`` now; None when it must wait; InvalidTransition when it never can."""
     regime = ctx.policy.regime
     record = state.record
+    if isinstance(entry, StoredEvent):
+        entry = load(entry)
     if isinstance(entry, CanonicalEvent):
         trigger = trigger_of(entry, state.primary_ref)
         if record is None:

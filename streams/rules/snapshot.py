@@ -7,10 +7,11 @@ exactly as the original (the unit tests feed both the same inputs and compare ev
 the final book). The processor stores chunks and manifest in a changelog-backed table and then
 drops the journal entries the snapshot covers (:mod:`streams.processors.cases`).
 
-Format 1 (``FORMAT``). The manifest is JSON: ``format``, ``entries`` (journal entries applied:
-the next entry's index), ``taken``, ``cases``, ``bytes``, and ``chunks``: each chunk's length
-and SHA-256. The chunks are consecutive slices of one zlib stream (RFC 1950, level 1: the book
-shrinks about 5x for a few ms per MB) of the body: ``MAGIC`` + format (u16 BE), then frames,
+Format 2 (``FORMAT``; format 1 is still read, see ``READS``). The manifest is JSON:
+``format``, ``entries`` (journal entries applied: the next entry's index), ``taken``,
+``cases``, ``bytes``, and ``chunks``: each chunk's length and SHA-256. The chunks are
+consecutive slices of one zlib stream (RFC 1950, level 1: the book shrinks about 5x for a few
+ms per MB) of the body: ``MAGIC`` + format (u16 BE), then frames,
 each ``tag`` (1 byte) + length (u32 BE) + payload; ``J`` = UTF-8 JSON, ``A`` = a hub
 record in the codec's Avro single-object encoding (so a later reader schema still reads it).
 Frames in order:
@@ -18,9 +19,12 @@ Frames in order:
 1. ``J`` header: clock (ISO), taken, entries, policies (ElectionPolicy as JSON, in order),
    review commands and adoptable register numbers (sets: sorted), and the counts below.
 2. cases: ``J`` keys, then one ``A`` CaseRecord per case, in the map's order.
-3. logs: per case ``J`` (key, opening, entry kinds, fold) followed by ``A`` frames: its
-   CanonicalEvent entries, parked events not among its entries, then the fold's record when
-   it cannot be derived from the published case.
+3. logs: per case ``J`` (key, opening, entries, fold) followed by ``A`` frames: its event
+   entries, parked events not among its entries, then the fold's record when it cannot be
+   derived from the published case. An event entry is ``{"t": "E", id, at, type}`` and its
+   frame is the log's :class:`~streams.rules.stored.StoredEvent` bytes as they are, so neither
+   writing nor loading decodes a case's events. (Format 1 wrote ``"E"`` and the decoded event,
+   re-encoded: the book held decoded events then.)
 4. by_ref, by_nip, persons, nameless, nameless_by_kind, seen: one ``J`` each, ``[key, value]``
    pairs in the map's order (KnownPerson via pydantic's JSON mode).
 5. orphans: ``J`` ``[register number, count]`` pairs, then the waiting events as ``A`` frames.
@@ -60,6 +64,7 @@ from schemas.models import (
     CaseRecord,
     Election,
     EscalationStep,
+    EventType,
     MatchInfo,
 )
 
@@ -70,8 +75,12 @@ from .merge import DeadlineStep, Entry, Fold, Opening, ReviewResolved, UnblockCo
 from .pmap import PMap
 from .policy import ElectionPolicy, Policies
 from .stage import CaseStage
+from .stored import StoredEvent, keep
 
-FORMAT = 1
+FORMAT = 2
+READS = frozenset({1, 2})
+"""Formats :func:`load` reads: a snapshot written before an upgrade stays usable (the journal
+below it is gone)."""
 MAGIC = b"NETRAL-BOOK"
 DEFAULT_CHUNK_BYTES = 512 * 1024
 MIN_CHUNK_BYTES = 64
@@ -80,6 +89,7 @@ _FRAME = struct.Struct(">cI")
 _VERSION = struct.Struct(">H")
 _JSON, _AVRO = b"J", b"A"
 R = TypeVar("R", bound=AvroRecord)
+_READABLE = f"this version reads formats {', '.join(map(str, sorted(READS)))}"
 
 
 # -- the manifest --------------------------------------------------------------------------------
@@ -115,13 +125,12 @@ class Manifest:
         try:
             doc = json.loads(data)
             fmt = doc["format"]
-            if fmt != FORMAT:
-                raise UnusableSnapshot(f"snapshot format {fmt!r}: this version reads only "
-                                       f"format {FORMAT}")
+            if fmt not in READS:
+                raise UnusableSnapshot(f"snapshot format {fmt!r}: {_READABLE}")
             chunks = doc["chunks"]
             manifest = cls(entries=int(doc["entries"]), taken=int(doc["taken"]),
                            cases=int(doc["cases"]), sizes=tuple(int(c["bytes"]) for c in chunks),
-                           checksums=tuple(str(c["sha256"]) for c in chunks))
+                           checksums=tuple(str(c["sha256"]) for c in chunks), format=fmt)
         except (ValueError, KeyError, TypeError) as err:
             raise UnusableSnapshot(f"unreadable snapshot manifest: {type(err).__name__}: "
                                    f"{str(err)[:200]}") from None
@@ -211,7 +220,7 @@ class SnapshotWriter:
                 yield self._avro(event)
 
     def _log(self, key: str, log: CaseLog, case: CaseRecord | None) -> Iterator[bytes]:
-        events: list[CanonicalEvent] = []
+        events: list[StoredEvent] = []
         kinds = [_entry_json(e, events) for e in log.entries]
         parked: list[Any] = []
         for p in log.fold.parked:
@@ -240,7 +249,7 @@ class SnapshotWriter:
                                                              fold.last[1]]},
         })
         for event in events:
-            yield self._avro(event)
+            yield _FRAME.pack(_AVRO, len(event.avro)) + event.avro
         if full is not None:
             yield self._avro(full)
 
@@ -257,11 +266,15 @@ def _match_json(match: MatchInfo | None) -> Any:
     return None if match is None else match.model_dump(mode="json")
 
 
-def _entry_json(entry: Entry, events: list[CanonicalEvent]) -> Any:
-    """An entry as JSON; a CanonicalEvent as ``"E"`` (its Avro frame follows, in order)."""
-    if isinstance(entry, CanonicalEvent):
+def _entry_json(entry: Entry, events: list[StoredEvent]) -> Any:
+    """An entry as JSON; an event as its fold key and type (its Avro frame follows, in order:
+    the bytes the log keeps, as they are)."""
+    if isinstance(entry, CanonicalEvent):  # a log keeps StoredEvents; kept here all the same
+        entry = keep(entry)
+    if isinstance(entry, StoredEvent):
         events.append(entry)
-        return "E"
+        return {"t": "E", "id": entry.event_id, "at": entry.occurred_at.isoformat(),
+                "type": entry.event_type.value}
     if isinstance(entry, DeadlineStep):
         return {"t": "D", "step": entry.step.value, "on": entry.on.isoformat(),
                 "at": entry.at.isoformat()}
@@ -284,9 +297,8 @@ def dump(stage: CaseStage, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> tuple[list
 def load(manifest: Manifest, chunks: Sequence[bytes | None], codec: AvroCodec,
          calendar: Calendar) -> CaseStage:
     """The stage a snapshot describes; UnusableSnapshot if any part is missing or wrong."""
-    if manifest.format != FORMAT:
-        raise UnusableSnapshot(f"snapshot format {manifest.format}: this version reads only "
-                               f"format {FORMAT}")
+    if manifest.format not in READS:
+        raise UnusableSnapshot(f"snapshot format {manifest.format}: {_READABLE}")
     if len(chunks) != len(manifest.sizes):
         raise UnusableSnapshot(f"{len(chunks)} chunks given, the manifest lists "
                                f"{len(manifest.sizes)}")
@@ -316,9 +328,9 @@ class _Reader:
         if body[:len(MAGIC)] != MAGIC:
             raise ValueError("not a cases snapshot (no magic)")
         (fmt,) = _VERSION.unpack_from(body, len(MAGIC))
-        if fmt != FORMAT:
-            raise ValueError(f"body format {fmt}, expected {FORMAT}")
-        self._body, self._at, self._codec = memoryview(body), head, codec
+        if fmt not in READS:
+            raise ValueError(f"body format {fmt}: {_READABLE}")
+        self._body, self._at, self._codec, self._format = memoryview(body), head, codec, fmt
 
     def _frame(self, tag: bytes) -> bytes:
         got, size = _FRAME.unpack_from(self._body, self._at)
@@ -390,10 +402,15 @@ class _Reader:
         return key, CaseLog(opening, entries, fold)
 
     def _entry(self, spec: Any) -> Entry:
-        if spec == "E":
-            return self._avro(CanonicalEvent)
+        if spec == "E" and self._format == 1:  # the decoded event was the entry then
+            raw = self._frame(_AVRO)
+            event = CanonicalEvent.from_fastavro(
+                self._codec.decode(raw, expect=CanonicalEvent.avro_name).value)
+            return keep(event, raw)
         kind = spec["t"]
         at = datetime.fromisoformat(spec["at"])
+        if kind == "E":  # kept as the log keeps it: the bytes, not decoded
+            return StoredEvent(spec["id"], at, EventType(spec["type"]), self._frame(_AVRO))
         if kind == "D":
             return DeadlineStep(step=EscalationStep(spec["step"]),
                                 on=date.fromisoformat(spec["on"]), at=at)

@@ -143,17 +143,18 @@ class CaseStage:
         """Apply one input; on InvalidMessage the stage is exactly as before."""
         record = self.decode(kind, value)
         now = max(self.clock, input_time(record))
-        book, policies, out = self._apply(record, now)
+        book, policies, out = self._apply(record, now, value)
         self.book, self.policies, self.clock = book, policies, now
         self.taken += 1
         return out
 
-    def _apply(self, record: AvroRecord, now: datetime) -> tuple[CaseBook, Policies, Outputs]:
+    def _apply(self, record: AvroRecord, now: datetime, value: bytes | None
+               ) -> tuple[CaseBook, Policies, Outputs]:
         book, policies = self.book, self.policies
         if isinstance(record, CanonicalEvent):
             if record.event_type is EventType.POLICY_UPDATED:
                 return book, apply_policy_update(policies, record), Outputs()
-            book, out = handle_event(book, record, now, self.calendar, policies)
+            book, out = handle_event(book, record, now, self.calendar, policies, avro=value)
         elif isinstance(record, ReviewDecision):
             for case_id in (record.case_id, record.target_case_id):
                 if case_id is not None and is_purged(book, case_id):

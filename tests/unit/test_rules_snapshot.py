@@ -14,6 +14,7 @@ import hashlib
 import random
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,6 +42,8 @@ from streams.rules.normalize import normalize_record
 from streams.rules.policy import load_policies
 from streams.rules.snapshot import FORMAT, Manifest, SnapshotWriter, dump, load
 from streams.rules.stage import CaseStage, InputKind
+from streams.rules.stored import StoredEvent
+from streams.rules.stored import load as load_event
 from tests.unit.test_rules_factories import recommended, sanctioned, verified
 from tests.unit.test_rules_policy import update
 
@@ -318,7 +321,8 @@ def test_a_body_that_does_not_parse_is_unusable_even_with_matching_checksums(
 
 
 @pytest.mark.parametrize("doc", [
-    b'{"format": 2, "entries": 1, "taken": 1, "cases": 0, "bytes": 1, "chunks": []}',
+    b'{"format": 99, "entries": 1, "taken": 1, "cases": 0, "bytes": 1,'
+    b' "chunks": [{"bytes": 1, "sha256": "00"}]}',
     b"not json",
     b"",
     b'{"format": 1}',
@@ -330,6 +334,41 @@ def test_an_unknown_or_broken_manifest_is_unusable(doc: bytes) -> None:
 
 def test_an_unknown_format_is_refused_by_load(small: tuple[list[bytes], Manifest]) -> None:
     chunks, manifest = small
-    with pytest.raises(UnusableSnapshot, match=f"reads only format {FORMAT}"):
+    with pytest.raises(UnusableSnapshot, match="this version reads formats 1, 2"):
         load(replace(manifest, format=FORMAT + 1), chunks, CODEC, CAL)
     assert load(manifest, chunks, CODEC, CAL).entries == 7
+
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_a_format_1_snapshot_still_loads_into_the_same_book() -> None:
+    """Written by format 1's writer (commit ca41f1e) from ``small``'s inputs: after an upgrade
+    the journal below it is gone, so the worker must read it, not refuse it."""
+    manifest = Manifest.decode((DATA / "snapshot-format1.manifest.json").read_bytes())
+    assert manifest.format == 1
+    loaded = load(manifest, [(DATA / "snapshot-format1.chunk").read_bytes()], CODEC, CAL)
+    stage = CaseStage(CODEC, CAL, load_policies())
+    for kind, value in base_inputs(20)[:60]:
+        take(stage, kind, value)
+    assert loaded.book == stage.book and (loaded.taken, loaded.entries) == (stage.taken, 7)
+    # and it goes on as the original does
+    for kind, value in base_inputs(20)[60:120]:
+        assert take(loaded, kind, value) == take(stage, kind, value)
+    assert loaded.book == stage.book
+
+
+def test_a_case_log_keeps_the_events_bytes_as_consumed() -> None:
+    stage = CaseStage(CODEC, CAL, load_policies())
+    inputs = [(k, v) for k, v in base_inputs(5) if k is InputKind.EVENT][:20]
+    for kind, value in inputs:
+        take(stage, kind, value)
+    consumed = {v for _, v in inputs}
+    kept = [e for log in stage.book.logs.values() for e in log.entries
+            if isinstance(e, StoredEvent)]
+    assert kept and all(e.avro in consumed for e in kept)
+    assert not any(isinstance(e, CanonicalEvent) for log in stage.book.logs.values()
+                   for e in log.entries)
+    again = load_event(kept[0])
+    assert (again.event_id, again.occurred_at, again.event_type) == (
+        kept[0].event_id, kept[0].occurred_at, kept[0].event_type)
