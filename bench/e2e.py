@@ -31,7 +31,9 @@ produced to the five raw topics before anything reads it. Measured, in this orde
   with its clock, the latest input time, so after an input of today, e.g. a SIASN result, two
   steps of one case can share an instant and fold in the wrong order: README, bench section);
 - restore: the worker stopped, one new report produced, the worker restarted; seconds from spawn
-  until that report is a case (the journal of every case so far recovered from its changelog).
+  until that report is a case (the book of every case so far recovered from its snapshot and
+  journal changelogs); the 1M extrapolation scales only the part after the worker joined its
+  group, since start-up does not grow with the cases.
 """
 
 from __future__ import annotations
@@ -712,16 +714,22 @@ def _run(res: Results, conn: KafkaConnection, hub: Hub, home: Path, db: str, cas
     spawned = time.time()
     hub.worker("worker", app)
     try:
+        asyncio.run(wait_members(conn, app, 1))
+        ready = time.time()
         visible = asyncio.run(watch_cases(conn, 0, timeout_s=300, probe=probe.event_id()))
-    except RuntimeError as err:
+    except (RuntimeError, TimeoutError) as err:
         res.add(("restore: restart until a new report is a case", "not within 300 s", str(err)))
     else:
-        restore = visible - spawned
+        restore, after_ready = visible - spawned, visible - ready
+        # Start-up (spawn to a member of the group) does not grow with the cases: only what
+        # follows it (reading the snapshot and journal tail, then the probe) is extrapolated.
         res.add(
             (f"restore: restart until a new report is a case ({n_all} cases in the journal)",
-             f"{restore:.1f} s", f"{restore / n_all * 1000:.2f} s per 1,000 cases"),
-            ("restore of 1M cases (EXTRAPOLATION, linear, start-up included)",
-             f"{restore / n_all * 1_000_000 / 60:.0f} min", "per-1,000 figure x 1,000"))
+             f"{restore:.1f} s", f"start-up {ready - spawned:.1f} s, then {after_ready:.1f} s "
+             f"= {after_ready / n_all * 1000:.2f} s per 1,000 cases"),
+            ("restore of 1M cases (EXTRAPOLATION, linear, after start-up)",
+             f"{after_ready / n_all * 1_000_000 / 60:.0f} min",
+             "per-1,000 figure after start-up x 1,000"))
 
 
 @dataclass
