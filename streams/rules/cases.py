@@ -116,7 +116,9 @@ class CaseBook:
     ``by_ref``: Bawaslu register number -> case id. ``by_nip``: NIP -> case ids. ``persons``:
     NIP -> the person as the cases know them; ``nameless``: case id -> the person of a case
     without a NIP (both for name-only matching); ``nameless_by_kind``: the same cases by
-    ``election:violation_type`` (a report is compared only with cases of its own kind).
+    ``election:violation_type:week of the incident`` (ids sorted), so a report is compared only
+    with cases of its own kind whose incident can be within the dedupe window, not every case
+    of its kind.
     ``seen``: event id -> case id ("" while the event waits as an orphan). ``orphans``: register
     number -> events waiting for that case. ``logs``: what each case is folded from.
     ``commands``: review command ids already applied. ``adoptable``: the register numbers that
@@ -306,8 +308,10 @@ def _place_report(draft: _Draft, event: CanonicalEvent, now: datetime, calendar:
         update={"nip": nip})
     query = known_person(person, key=nip or f"event:{event.event_id}",
                          region_code=event.region_code, case_ids=())
-    kind = _kind(event.election.value, event.violation_type.value)
-    pool = [draft.nameless[c] for c in draft.nameless_by_kind.get(kind, ())
+    pool = [draft.nameless[c]
+            for kind in _kinds_near(event.election.value, event.violation_type.value,
+                                    event.incident_date, policy.dedupe_window_days)
+            for c in draft.nameless_by_kind.get(kind, ())
             if same_incident(draft.cases[c], event.election, event.violation_type,
                              event.incident_date, policy.dedupe_window_days)]
     names = [p.name_words for p in pool]
@@ -639,7 +643,8 @@ class _Draft:
                                          else self.nameless_by_kind.delete(old_kind))
             if new_kind is not None:
                 ids = self.nameless_by_kind.get(new_kind, ())
-                self.nameless_by_kind = self.nameless_by_kind.set(new_kind, (*ids, case_id))
+                self.nameless_by_kind = self.nameless_by_kind.set(
+                    new_kind, tuple(sorted((*ids, case_id))))
         if after is not None and new_nip is None:
             if before is None or before.person != after.person or case_id not in self.nameless:
                 self.nameless = self.nameless.set(case_id, known_person(
@@ -659,12 +664,33 @@ class _Draft:
             record.person, key=nip, region_code=record.region_code, case_ids=ids))
 
 
-def _kind(election: str, violation_type: str) -> str:
-    return f"{election}:{violation_type}"
+_WEEK = 7  # days per bucket of nameless_by_kind; any size works, the window picks the buckets
+
+
+def _kind(election: str, violation_type: str, incident_date: date) -> str:
+    return f"{election}:{violation_type}:{incident_date.toordinal() // _WEEK}"
+
+
+def _kinds_near(election: str, violation_type: str, incident_date: date,
+                window_days: int) -> list[str]:
+    """The buckets of every incident date within ``window_days`` of ``incident_date``."""
+    day = incident_date.toordinal()
+    return [f"{election}:{violation_type}:{week}"
+            for week in range((day - window_days) // _WEEK, (day + window_days) // _WEEK + 1)]
 
 
 def _kind_of(case: CaseRecord) -> str:
-    return _kind(case.election.value, case.violation_type.value)
+    return _kind(case.election.value, case.violation_type.value, case.incident_date)
+
+
+def nameless_by_kind(cases: Iterable[CaseRecord]) -> PMap[tuple[str, ...]]:
+    """The index of cases without a NIP, built from scratch (a snapshot of format 1 kept it
+    by kind alone)."""
+    index: dict[str, list[str]] = {}
+    for case in cases:
+        if case.person.nip is None:
+            index.setdefault(_kind_of(case), []).append(case.case_id)
+    return PMap({k: tuple(sorted(v)) for k, v in index.items()})
 
 
 def _proportionality(case: CaseRecord, event: CanonicalEvent, policy: ElectionPolicy,

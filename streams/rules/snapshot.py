@@ -26,7 +26,8 @@ Frames in order:
    writing nor loading decodes a case's events. (Format 1 wrote ``"E"`` and the decoded event,
    re-encoded: the book held decoded events then.)
 4. by_ref, by_nip, persons, nameless, nameless_by_kind, seen: one ``J`` each, ``[key, value]``
-   pairs in the map's order (KnownPerson via pydantic's JSON mode).
+   pairs in the map's order (KnownPerson via pydantic's JSON mode). Format 1's
+   nameless_by_kind was keyed by kind alone; reading it, the index is rebuilt from the cases.
 5. orphans: ``J`` ``[register number, count]`` pairs, then the waiting events as ``A`` frames.
 
 Stored, not re-derived: every map keeps its iteration order (the rules iterate ``persons`` and
@@ -68,7 +69,7 @@ from schemas.models import (
     MatchInfo,
 )
 
-from .cases import CaseBook, CaseLog
+from .cases import CaseBook, CaseLog, nameless_by_kind
 from .escalation import Calendar
 from .matching import KnownPerson
 from .merge import DeadlineStep, Entry, Fold, Opening, ReviewResolved, UnblockConfirmed
@@ -360,6 +361,8 @@ class _Reader:
         persons = _pmap((k, KnownPerson.model_validate(v)) for k, v in self._json())
         nameless = _pmap((k, KnownPerson.model_validate(v)) for k, v in self._json())
         by_kind = _pmap((k, tuple(v)) for k, v in self._json())
+        if self._format == 1:  # kept by kind alone then: by kind and incident week now
+            by_kind = nameless_by_kind(cases.values())
         seen = _pmap((k, v) for k, v in self._json())
         counts = self._json()
         orphans = _pmap((k, tuple(self._avro(CanonicalEvent) for _ in range(n)))

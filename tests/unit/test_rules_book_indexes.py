@@ -17,7 +17,7 @@ from schemas.codec import AvroCodec
 from schemas.models import CanonicalEvent
 from schemas.topics import EVENTS, raw_topic
 from streams.rules.calendar import default_calendar
-from streams.rules.cases import CaseBook
+from streams.rules.cases import CaseBook, nameless_by_kind
 from streams.rules.normalize import normalize_record
 from streams.rules.pmap import PMap
 from streams.rules.policy import load_policies
@@ -50,7 +50,11 @@ def test_adoptable_matches_orphans_and_register_numbers_after_every_input() -> N
         adopted += after < before
         # Every event ends with the orphans of known register numbers adopted.
         assert stage.book.adoptable == _adoptable(stage.book) == frozenset()
+        # and the index of cases without a NIP (kind, incident week) as built from scratch
+        assert dict(stage.book.nameless_by_kind.items()) == dict(
+            nameless_by_kind(stage.book.cases.values()).items())
     assert parked > 0 and adopted > 0  # the wave exercised both paths
+    assert len(stage.book.nameless_by_kind) > 1  # more than one bucket was in use
 
 
 def test_pmap_reads_and_iterates_like_a_dict_bucket_by_bucket() -> None:
