@@ -368,37 +368,40 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
         flight: their (committed, read) offsets, to compare one interval later."""
         in_flight = {m.tp for m in self._unacked_messages}
         active = self._get_active_partitions()
-        acks_enabled = self.app.topics.acks_enabled_for
-        # exactly_once: a transaction's commit marker takes a partition's last offset
-        slack = 1 if self.in_transaction else 0
         found: dict[TP, tuple[int, int | None]] = {}
         for tp in self.assignment():
-            if tp in in_flight or tp not in active or not _watched(tp.topic) \
-                    or not acks_enabled(tp.topic):
+            if tp in in_flight or tp not in active or not self._guarded(tp):
                 continue
-            committed = self._committed_offset.get(tp)
-            if committed is None and self.app.conf.consumer_auto_offset_reset == "earliest":
-                committed = 0  # never committed: its records are read from the beginning
-            highwater = self.highwater(tp)
-            if committed is None or highwater is None or highwater <= committed + slack:
-                continue  # read to the end
-            found[tp] = (committed, self._read_offset.get(tp))
+            committed = self._committed_with_records_past(tp)
+            if committed is not None:
+                found[tp] = (committed, self._read_offset.get(tp))
         return found
 
     def _inactive_with_lag(self) -> set[TP]:
         """Guarded partitions assigned here, with records past their committed offset, that
         the fetcher is not asked for (paused, or left out while their stream's buffer was full)."""
         active = self._get_active_partitions()
-        found = set()
-        for tp in self.assignment():
-            if tp in active or not _watched(tp.topic) or not self.app.topics.acks_enabled_for(
-                    tp.topic):
-                continue
-            committed = self._committed_offset.get(tp) or 0
-            highwater = self.highwater(tp)
-            if highwater is not None and highwater > committed:
-                found.add(tp)
-        return found
+        return {tp for tp in self.assignment()
+                if tp not in active and self._guarded(tp)
+                and self._committed_with_records_past(tp) is not None}
+
+    def _guarded(self, tp: TP) -> bool:
+        """A partition the watchdog looks after: a watched topic whose records are acked."""
+        return _watched(tp.topic) and bool(self.app.topics.acks_enabled_for(tp.topic))
+
+    def _committed_with_records_past(self, tp: TP) -> int | None:
+        """``tp``'s committed offset when records lie past it, else None (read to the end, or
+        no offset known). Never committed reads from 0 under ``earliest``; under exactly_once
+        a transaction's commit marker takes the partition's last offset, so that one record
+        past the commit is not lag."""
+        committed = self._committed_offset.get(tp)
+        if committed is None and self.app.conf.consumer_auto_offset_reset == "earliest":
+            committed = 0
+        highwater = self.highwater(tp)
+        slack = 1 if self.in_transaction else 0
+        if committed is None or highwater is None or highwater <= committed + slack:
+            return None
+        return committed
 
     async def _heal(self, tp: TP, committed: int) -> None:
         position = await self._thread.position(tp)
