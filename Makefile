@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
 
-.PHONY: help install broker-dist compose-client chromium demo test test-faults test-faults-light test-unit test-integration lint bench clean
+.PHONY: help install broker-dist compose-client chromium postgresql demo test test-faults test-faults-light test-unit test-integration lint bench clean
 
 help:
 	@echo "make demo   - set up and run the hub locally on a sample wave, show the result"
@@ -53,8 +53,16 @@ chromium:
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; }
 
+# The PostgreSQL tests start a throwaway server from Debian's binaries (tests/fixtures/postgres.py);
+# installed once when missing, like chromium. Under CI a server that cannot start fails the run.
+postgresql:
+	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  echo "installing Debian postgresql (PostgreSQL tests)"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q postgresql; }
+
 # Everything, the light form of the fault suite included (README "Proof under stress").
-test: broker-dist compose-client chromium
+test: broker-dist compose-client chromium postgresql
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: no test ran (pytest exit 5): that is a failure"; exit 1; fi; \
 	exit $$rc
