@@ -370,7 +370,7 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
         active = self._get_active_partitions()
         found: dict[TP, tuple[int, int | None]] = {}
         for tp in self.assignment():
-            if tp in in_flight or tp not in active or not self._guarded(tp):
+            if tp in in_flight or tp not in active or not self._looked_after(tp):
                 continue
             committed = self._committed_with_records_past(tp)
             if committed is not None:
@@ -382,10 +382,10 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
         the fetcher is not asked for (paused, or left out while their stream's buffer was full)."""
         active = self._get_active_partitions()
         return {tp for tp in self.assignment()
-                if tp not in active and self._guarded(tp)
+                if tp not in active and self._looked_after(tp)
                 and self._committed_with_records_past(tp) is not None}
 
-    def _guarded(self, tp: TP) -> bool:
+    def _looked_after(self, tp: TP) -> bool:
         """A partition the watchdog looks after: a watched topic whose records are acked."""
         return _watched(tp.topic) and bool(self.app.topics.acks_enabled_for(tp.topic))
 
