@@ -745,12 +745,13 @@ def _run(res: Results, conn: KafkaConnection, hub: Hub, home: Path, db: str, cas
         res.add(("snapshot load of 1M cases (EXTRAPOLATION, linear)",
                  f"{secs / max(n, 1) * 1_000_000 / 60:.1f} min",
                  f"the cases stage's own timing: {n} cases in {secs:.1f} s"))
-    # The restarted worker holds the restored book and nothing of the waves' traffic (its
-    # decoded-events memo starts empty): the book's own footprint.
+    # The restarted worker holds its restored tables and nothing of the waves' traffic (its
+    # decoded-events memo starts empty): what the state costs per case.
     held = rss_mb(restarted.pid)
     per_case = (held - rss0) * 1024 / max(n_all, 1)
     res.add(
-        ("RSS of the restarted worker (the restored book)", f"{held:.0f} MiB",
+        ("RSS of the restarted worker (its restored tables: the book, journal, snapshot and "
+         "early-warning states)", f"{held:.0f} MiB",
          f"{n_all} cases: {per_case:.1f} KiB per case over run 1's {rss0:.0f} MiB at ready"),
         ("RSS for 1M restored cases (EXTRAPOLATION, linear)",
          f"{(rss0 + per_case * 1_000_000 / 1024) / 1024:.1f} GiB",
