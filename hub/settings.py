@@ -97,6 +97,10 @@ class NetralSettings(BaseSettings):
         10.0, ge=0, le=3600, description="How often the worker checks for a partition stuck "
         "behind its committed offset (records past it, none in flight, no progress for a whole "
         "interval) and seeks it back; 0: never")
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="Serve the worker's Prometheus metrics (the cases "
+        "stage's inputs, rejects, book size, batch time, snapshots and restores); unset: off")
     worker_gc_threshold: int = Field(
         50_000, ge=0, description="First-generation threshold of Python's cyclic garbage "
         "collector in the worker (Python's default is 700; 0 keeps it): at 700 the rules' "

@@ -9,6 +9,7 @@ import faust
 from schemas.codec import AvroCodec
 
 from .config import StreamsConfig
+from .metrics import StreamMetrics
 from .processors import cases, early_warning, normalize
 from .rebalance import use_rebalance_safe_consumer
 from .topics import declare_topics
@@ -33,8 +34,10 @@ def _broker_kwargs(cfg: StreamsConfig) -> dict[str, Any]:
     return kwargs
 
 
-def create_app(cfg: StreamsConfig, codec: AvroCodec | None = None) -> faust.App:
-    """Build the worker app with every processor registered on it."""
+def create_app(cfg: StreamsConfig, codec: AvroCodec | None = None,
+               metrics: StreamMetrics | None = None) -> faust.App:
+    """Build the worker app with every processor registered on it; ``metrics``: where the
+    stages count (the worker serves them), else a registry of the app's own."""
     app = faust.App(
         cfg.app_id,
         **_broker_kwargs(cfg),
@@ -67,7 +70,7 @@ def create_app(cfg: StreamsConfig, codec: AvroCodec | None = None) -> faust.App:
     if "normalize" in cfg.stages:
         normalize.register(app, topics, codec, cfg)
     if "cases" in cfg.stages:
-        cases.register(app, topics, codec, cfg)
+        cases.register(app, topics, codec, cfg, metrics or StreamMetrics())
     if "early-warning" in cfg.stages:
         early_warning.register(app, topics, codec, cfg)
     return app

@@ -60,15 +60,21 @@ class StopWatchdog:
 def run_worker() -> None:
     """Build the app from the settings and run it until SIGTERM/SIGINT."""
     import faust  # heavy: imported only when a worker runs
+    from prometheus_client import start_http_server
 
     from streams.app import create_app
+    from streams.metrics import StreamMetrics
 
     settings = get_settings()
     configure(settings.log_level, settings.log_format, settings.log_client_debug)
     cfg = streams_config(settings)
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
     create_internal_topics(settings, cfg)
-    app = create_app(cfg)
+    metrics = StreamMetrics()
+    app = create_app(cfg, metrics=metrics)
+    if settings.worker_metrics_port:
+        start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host,
+                          registry=metrics.registry)
     tune_gc(settings.worker_gc_threshold)
     watchdog = StopWatchdog(settings.worker_stop_timeout_s)
 

@@ -64,6 +64,7 @@ from schemas.topics import (
 )
 
 from ..config import StreamsConfig
+from ..metrics import StreamMetrics
 from ..rules.calendar import default_calendar
 from ..rules.cases import Outputs, batch_outputs
 from ..rules.policy import load_policies
@@ -107,7 +108,8 @@ def internal_topics(app_id: str) -> list[TopicSpec]:
                       retention_ms=None, writer="cases (Faust table changelog)", partitions=1)]
 
 
-def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsConfig) -> None:
+def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsConfig,
+             metrics: StreamMetrics) -> None:
     journal = app.Table(JOURNAL, partitions=1, key_type=bytes, value_type=bytes,  # raw bytes
                         help="Every input the cases stage took, in order, with its clock.")
     snapshots = app.Table(SNAPSHOTS, partitions=1, key_type=bytes, value_type=bytes,
@@ -176,6 +178,10 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
         fresh.replay((journal.data[journal_key(i)] for i in range(base, head)),
                      on_error=lambda i, err: log.error(
                          "cases: journal entry %d no longer applies: %s", i, err))
+        metrics.restore_seconds.labels("snapshot" if from_snapshot else "replay").set(
+            time.perf_counter() - started)
+        metrics.cases.set(len(fresh.book.cases))
+        metrics.entries.set(fresh.entries)
         if from_snapshot:
             prune(base)  # what a crash after the manifest may have left behind
             log.info("cases: national record restored from snapshot at entry %d (%d cases, "
@@ -238,6 +244,9 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
         await put(snapshots, manifest_key(at), manifest.encode())
         prune(at)
         last_snapshot["at"] = (at, current.taken)
+        metrics.snapshot_seconds.set(time.perf_counter() - started)
+        metrics.snapshot_bytes.set(manifest.size)
+        metrics.snapshot_entry.set(at)
         log.info("cases: snapshot at entry %d: %d cases, %d bytes in %d chunks (%.1fs); "
                  "journal entries below it dropped", at, manifest.cases, manifest.size,
                  len(manifest.sizes), time.perf_counter() - started)
@@ -273,6 +282,7 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
     async def cases(stream: faust.StreamT[bytes]) -> None:
         batches = stream.take_events(cfg.batch_size, within=cfg.batch_within_s)  # type: ignore[attr-defined]
         async for batch in batches:
+            began = time.perf_counter()
             try:
                 current = stage()
             except FatalError as err:  # the record cannot be rebuilt: stop the worker, loudly
@@ -289,8 +299,10 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
                         parts.append(current.take(kind, msg.value))
                     except Exception as err:  # noqa: BLE001 - reject() logs bugs
                         await reject(topics, STAGE, msg, err)
+                        metrics.rejected.inc()
                         continue
                     taken.append((kind, msg.value or b""))
+                    metrics.inputs.labels(kind.name).inc()
                     # A deadline scan walks every case: let timers, heartbeats and the
                     # producer run between inputs, or a burst of ticks stalls the worker.
                     await asyncio.sleep(0)
@@ -303,6 +315,9 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
                 current.entries += 1
                 if snapshot_due(current):
                     await write_snapshot(current)
+            metrics.cases.set(len(current.book.cases))
+            metrics.entries.set(current.entries)
+            metrics.batch_seconds.observe(time.perf_counter() - began)
 
     if cfg.deadline_scan_interval_s > 0:
         @app.timer(interval=cfg.deadline_scan_interval_s, on_leader=True)

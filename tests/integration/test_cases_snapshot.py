@@ -16,11 +16,14 @@ import re
 import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 from connectors.scoring import score
 from connectors.simulator import SimConfig, iter_truth_lines, simulate
+from hub.broker.local import free_port
 from schemas.codec import AvroCodec
 from schemas.kafka import KafkaConnection
 from schemas.models import BawasluReport, CaseRecord
@@ -81,7 +84,9 @@ def test_a_restart_restores_from_the_snapshot_and_the_journal_shrinks(
         asyncio.run(produce(private_broker, topic, records))
 
     # Small batches and a snapshot every 3 journal entries: several snapshots in this wave.
+    metrics_port = free_port()
     worker = WorkerProcess(private_broker, tmp_path, "netral-snap", 180, 60,
+                           NETRAL_WORKER_METRICS_PORT=str(metrics_port),
                            NETRAL_CASES_SNAPSHOT_EVERY="3",
                            NETRAL_CASES_SNAPSHOT_CHUNK_BYTES="4096",
                            NETRAL_WORKER_BATCH_SIZE="10")
@@ -136,10 +141,18 @@ def test_a_restart_restores_from_the_snapshot_and_the_journal_shrinks(
 
         after = latest_cases(asyncio.run(consume_until(private_broker, [CASES], folded,
                                                        timeout_s=120)))
+        # The restarted worker's metrics: the restored book and how it was restored.
+        scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
         worker.stop()
         corrupt_snapshot_stops_the_worker(worker, snapshot_topic, probe)
     finally:
         worker.stop()
+    samples = {s.name + str(sorted(s.labels.items())): s.value
+               for family in text_string_to_metric_families(scraped) for s in family.samples}
+    assert samples["netral_cases_book_cases[]"] == len(after)
+    assert samples["netral_cases_inputs_total[('kind', 'EVENT')]"] >= 1  # the probe
+    assert samples["netral_cases_restore_seconds[('source', 'snapshot')]"] > 0
+    assert samples["netral_cases_journal_entries[]"] > at
     joined: CaseRecord = after[target.case_id]
     assert joined.version == target.version + 1
     assert [s.event_id for s in joined.sources] == [*(s.event_id for s in target.sources),
