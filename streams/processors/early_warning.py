@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -40,7 +39,6 @@ from ..config import StreamsConfig
 from ..rules.calendar import default_calendar
 from ..rules.early_warning import (
     CaseWatch,
-    SubjectState,
     apply,
     case_subjects,
     deadline_due,
@@ -172,45 +170,33 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
     @app.agent(subjects, name="early-warning", concurrency=1)
     async def judge(stream: faust.StreamT[bytes]) -> None:
         # In batches, like the other agents: a record routed to several subjects is decoded
-        # once per batch, each subject's state is parsed once per batch and written once at
-        # its end (a province's spike state holds every report of its recent windows, so
-        # parsing and dumping it per record made a busy subject quadratic), and the alerts
-        # are acknowledged once per batch. Inside take_events there is no current event, so
-        # a write names its changelog partition itself: the record's own, which is the
-        # subject's (what Table.__setitem__ takes from the event).
+        # once per batch, and the alerts are acknowledged once per batch. Inside take_events
+        # there is no current event, so a write names its changelog partition itself: the
+        # record's own, which is the subject's (what Table.__setitem__ takes from the event).
         batches = stream.take_events(cfg.batch_size, within=cfg.batch_within_s)  # type: ignore[attr-defined]
         async for batch in batches:
             pending: Pending = []
             decoded: dict[tuple[bool, bytes], CanonicalEvent | CaseRecord] = {}
-            states: dict[str, _Held] = {}
             for event in batch:
                 msg = event.message
                 subject = (msg.key or b"").decode()
-                held = states.get(subject)
                 try:
                     record = _record(msg.value, subject.startswith(SPIKE_SUBJECTS), decoded)
-                    if held is None:
-                        stored = table.get(subject)
-                        held = _Held(stored, load_state(stored), msg.partition)
-                    state, alerts = apply(subject, held.state, record, ew, ikp, calendar,
-                                          datetime.now(UTC))
+                    before = table.get(subject)
+                    state, alerts = apply(subject, load_state(before), record, ew, ikp,
+                                          calendar, datetime.now(UTC))
                 except Exception as err:  # noqa: BLE001 - reject() logs bugs
                     await reject(topics, STAGE, msg, err)
                     continue
                 if state is not None:
-                    held.state = state
-                states[subject] = held
+                    after = dump_state(state)
+                    if after != before:
+                        table.data[subject] = after
+                        table.send_changelog(msg.partition, subject, after)
                 await send_alerts(alerts, pending)
                 # As in the cases agent: timers, heartbeats and the producer's buffer get the
                 # loop between records, not only between batches of up to 500.
                 await asyncio.sleep(0)
-            for subject, held in states.items():
-                if held.state is None:
-                    continue
-                after = dump_state(held.state)
-                if after != held.stored:
-                    table.data[subject] = after
-                    table.send_changelog(held.partition, subject, after)
             await acknowledged(pending)
 
     def _record(value: bytes | None, spike: bool,
@@ -241,16 +227,6 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
         await acknowledged([await out.send(subjects_name, s.encode(), b"") for s in due])
         if due:
             log.info("early warning: %d deadline re-checks", len(due))
-
-
-@dataclass
-class _Held:
-    """A subject's state during one batch of ``judge``: as stored, as it is now, and the
-    partition its changelog writes go to."""
-
-    stored: str | None
-    state: SubjectState | None
-    partition: int
 
 
 class _PlainProducer:
