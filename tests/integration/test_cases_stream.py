@@ -1,12 +1,11 @@
 """The national record on a real broker and real Faust workers, killed with SIGKILL.
 
 A simulated Pilkada wave goes through the agencies' outboxes and relays; a stream worker
-(normalize + cases only: ``NETRAL_WORKER_STAGES``) is SIGKILLed at random moments and
-restarted, several times, while it builds the record; then deadline ticks walk the calendar
-past every PPK deadline while the worker is killed again. At the end, against the simulator's
-ground truth: every true case once in ``netral.cases`` with a state its outcome allows, merge
-precision/recall on target, every overdue case blocked by exactly one order id, the relay's
-re-sends dropped by event id.
+(normalize + cases) is SIGKILLed at random moments and restarted, several times, while it
+builds the record; then deadline ticks walk the calendar past every PPK deadline while the
+worker is killed again. At the end, against the simulator's ground truth: every true case once in
+``netral.cases`` with a state its outcome allows, merge precision/recall on target, every
+overdue case blocked by exactly one order id, the relay's re-sends dropped by event id.
 
 Its own broker (``private_broker``), so ``netral.cases`` holds only what this module's workers
 wrote.
@@ -59,12 +58,7 @@ def test_sigkilled_workers_build_the_national_record_once(private_broker: KafkaC
     wave = asyncio.run(publish_wave(sim, private_broker, tmp_path / "outboxes"))
     assert wave.sent == len(sim.events)
 
-    # The stages this guarantee is about. Early warning in the same process under SIGKILL is a
-    # known open problem (README, "SIGKILL and early warning"): with it, seed 1 stalled in 3 of 3
-    # runs on 2026-12-02 (on this code and on ca41f1e), a partition of its re-keyed subjects
-    # topic behind its commit; without it, seed 1 passed.
-    worker = WorkerProcess(private_broker, tmp_path, prefix="netral-kill",
-                           NETRAL_WORKER_STAGES="normalize,cases")
+    worker = WorkerProcess(private_broker, tmp_path, prefix="netral-kill")
     worker.start()
     try:
         kill_at_random_moments(worker, rng, KILLS)
