@@ -534,11 +534,9 @@ class _Draft:
         try:
             if (log is not None and len(new) == 1 and start == log.opening
                     and log.fold.last is not None and entry_key(new[0]) > log.fold.last):
-                folded = add(log.fold, new[0], ctx)  # the decoded event: no decoding again
-                if new[0] is not kept[0] and any(p is new[0] for p in folded.parked):
-                    # It waits: as the log keeps it (the same object, which a snapshot shares).
-                    folded = replace(folded, parked=tuple(kept[0] if p is new[0] else p
-                                                          for p in folded.parked))
+                # The entry as the log keeps it (a parked one is then the same object, which
+                # a snapshot shares); keep() left it decoded in the memo, so no decoding again.
+                folded = add(log.fold, kept[0], ctx)
             else:
                 folded = fold(entries, ctx)
         except InvalidTransition as err:

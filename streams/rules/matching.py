@@ -48,7 +48,6 @@ _SPACE = re.compile(r"\s+")
 _AGENCY_WORDS = {"pemerintah": "pemerintah", "pemkab": "pemerintah kabupaten",
                  "pemkot": "pemerintah kota", "pemprov": "pemerintah provinsi",
                  "kab": "kabupaten", "kabupaten": "kabupaten"}
-_FEATURE_ORDER = ("name", "agency", "region", "position")
 NAME_WORDS = attrgetter("name_words")
 """What the name shortlist compares, per known person (see :meth:`PMap.column`)."""
 _RANK = itemgetter(0, 1)

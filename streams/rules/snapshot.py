@@ -346,8 +346,10 @@ class _Reader:
         return json.loads(self._frame(_JSON))
 
     def _avro(self, model: type[R]) -> R:
-        decoded = self._codec.decode(self._frame(_AVRO), expect=model.avro_name)
-        return model.from_fastavro(decoded.value)
+        return self._decoded(self._frame(_AVRO), model)
+
+    def _decoded(self, raw: bytes, model: type[R]) -> R:
+        return model.from_fastavro(self._codec.decode(raw, expect=model.avro_name).value)
 
     def stage(self, calendar: Calendar) -> CaseStage:
         head = self._json()
@@ -407,9 +409,7 @@ class _Reader:
     def _entry(self, spec: Any) -> Entry:
         if spec == "E" and self._format == 1:  # the decoded event was the entry then
             raw = self._frame(_AVRO)
-            event = CanonicalEvent.from_fastavro(
-                self._codec.decode(raw, expect=CanonicalEvent.avro_name).value)
-            return keep(event, raw)
+            return keep(self._decoded(raw, CanonicalEvent), raw)
         kind = spec["t"]
         at = datetime.fromisoformat(spec["at"])
         if kind == "E":  # kept as the log keeps it: the bytes, not decoded
