@@ -165,8 +165,8 @@ class Hub:
         self.procs[name] = proc
         return proc
 
-    def worker(self, name: str, app_id: str) -> subprocess.Popen[bytes]:
-        return self.start(name, "worker", NETRAL_WORKER_APP_ID=app_id)
+    def worker(self, name: str, app_id: str, **extra: str) -> subprocess.Popen[bytes]:
+        return self.start(name, "worker", NETRAL_WORKER_APP_ID=app_id, **extra)
 
     def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
         """Signal one process and wait; SIGKILL it if it has not exited within 60 s."""
@@ -720,7 +720,7 @@ def _run(res: Results, conn: KafkaConnection, hub: Hub, home: Path, db: str, cas
         probe.source_id.encode(), codec.encode_record(probe))]))
     spawned = time.time()
     # INFO: the cases stage logs how it restored (snapshot load and journal tail, timed)
-    restarted = hub.start("worker", "worker", NETRAL_WORKER_APP_ID=app, NETRAL_LOG_LEVEL="INFO")
+    restarted = hub.worker("worker", app, NETRAL_LOG_LEVEL="INFO")
     try:
         asyncio.run(wait_members(conn, app, 1))
         ready = time.time()
