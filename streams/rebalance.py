@@ -252,6 +252,10 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
                     offset = committed
                     if self._lost_floor.get(tp, committed) < committed:
                         self._lost_floor[tp] = committed
+                elif committed is not None and not self._acked_up_to(tp, committed, offset):
+                    # offsets between the commit and the lost one were lost too, unnoticed
+                    # (seen: 51..144 never acked, the seek went to 145): read from the commit
+                    offset = committed
                 position = await self._thread.position(tp)
                 if position is not None and position > offset:
                     self.lost_read_again += 1
@@ -259,6 +263,16 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
                              "position is already %s: reading again from %s", tp, offset,
                              position, offset)
                     await self.seek(tp, offset)
+
+    def _acked_up_to(self, tp: TP, committed: int, offset: int) -> bool:
+        """Whether every offset from ``committed`` up to ``offset`` (excluded) was acked or
+        is a gap Faust saw (compaction, transaction markers); a range too long to walk counts
+        as acked, and is left to the watchdog."""
+        missing = range(committed, offset)
+        if len(missing) > _MAX_HOLE:
+            return True
+        acked, gaps = self._acked_index.get(tp) or set(), self._gap[tp]
+        return all(o in acked or gaps.overlaps(o) for o in missing)
 
     def _new_offset(self, tp: TP) -> int | None:
         """Faust's next committable offset, but never over an offset nobody acked.

@@ -158,6 +158,20 @@ async def test_lost_offsets_are_no_gap_to_commit_over(tmp_path: Path) -> None:
     assert consumer._new_offset(P) == 23
 
 
+def test_a_lost_offset_past_unacked_ones_is_read_from_the_commit(tmp_path: Path) -> None:
+    """Lost offset 145 with the commit at 51: the seek back goes to 145 only when 51..144 were
+    all acked (or are gaps Faust saw); otherwise they are lost too, and it goes to 51."""
+    consumer = _worker_app(tmp_path).consumer
+    assert not consumer._acked_up_to(P, 51, 145)  # nothing acked: read from the commit
+    consumer._acked_index[P] = set(range(51, 145))
+    assert consumer._acked_up_to(P, 51, 145)
+    consumer._acked_index[P].discard(100)
+    assert not consumer._acked_up_to(P, 51, 145)
+    consumer._gap[P].addi(100, 101)  # a transaction marker the drain loop saw
+    assert consumer._acked_up_to(P, 51, 145)
+    assert consumer._acked_up_to(P, 145, 145)  # nothing between
+
+
 def test_the_untaken_rest_of_a_batch_is_read_again(tmp_path: Path) -> None:
     """Faust's getmany leaves out the rest of a batch when the flow stops or the generation
     changes (and a paused partition's records), silently: those offsets are marked lost."""
