@@ -28,7 +28,6 @@ from fastavro.types import Schema
 
 from .errors import SerializationError
 from .models.base import AvroRecord
-from .union_tags import Tag, union_tagger
 
 SOE_MARKER = b"\xc3\x01"
 CONFLUENT_MAGIC = b"\x00"
@@ -151,7 +150,6 @@ class AvroCodec:
         self.max_bytes = max_bytes
         self._ids_by_subject: dict[tuple[str, str], int] = {}
         self._by_id: dict[int, Schema] = {}
-        self._taggers: dict[str, Tag | None] = {}
 
     # -- encode ----------------------------------------------------------------------------------
     def encode(self, name: str, value: Mapping[str, Any], topic: str | None = None) -> bytes:
@@ -164,12 +162,8 @@ class AvroCodec:
             buf.write(CONFLUENT_MAGIC + struct.pack(">I", self._schema_id(topic, entry)))
         else:
             buf.write(SOE_MARKER + entry.fingerprint)
-        if name not in self._taggers:
-            self._taggers[name] = union_tagger(entry.parsed)
-        tag = self._taggers[name]
-        datum = dict(value) if tag is None else tag(value)
         try:
-            fastavro.schemaless_writer(buf, entry.parsed, datum)
+            fastavro.schemaless_writer(buf, entry.parsed, dict(value))
         except (ValueError, TypeError, KeyError, AttributeError) as err:
             raise SerializationError(f"value does not fit schema {name}: {err}") from err
         return buf.getvalue()
