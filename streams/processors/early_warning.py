@@ -192,9 +192,7 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
                     after = dump_state(state)
                     if after != before:
                         table.data[subject] = after
-                        # acknowledged with the alerts, before the batch's offsets may be
-                        # committed (Faust's commit flushes unawaited sends only best-effort)
-                        pending.append(table.send_changelog(msg.partition, subject, after))
+                        table.send_changelog(msg.partition, subject, after)
                 await send_alerts(alerts, pending)
                 # As in the cases agent: timers, heartbeats and the producer's buffer get the
                 # loop between records, not only between batches of up to 500.
