@@ -283,12 +283,9 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
         gaps Faust saw in the fetched offsets (compaction, transaction markers) are skipped.
         """
         acked, committed = self._acked[tp], self._committed_offset[tp]
-        if acked and committed is not None and _guarded(tp.topic):  # compacted: Faust's way
-            first = min(acked)
-            gaps = self._gap[tp]
-            missing = range(committed, first)
-            if missing and len(missing) <= _MAX_HOLE and not all(map(gaps.overlaps, missing)):
-                return None
+        if (acked and committed is not None and _guarded(tp.topic)  # compacted: Faust's way
+                and not self._acked_up_to(tp, committed, min(acked))):
+            return None
         return super()._new_offset(tp)
 
     async def _commit_offsets(self, offsets: Mapping[TP, int],
