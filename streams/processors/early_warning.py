@@ -192,7 +192,10 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
                     after = dump_state(state)
                     if after != before:
                         table.data[subject] = after
-                        table.send_changelog(msg.partition, subject, after)
+                        # Acknowledged with the alerts, before the batch's offsets may be
+                        # committed: Faust's commit flushes unawaited sends only best-effort
+                        # (0.1 s per message), so a SIGKILL could lose a committed state.
+                        pending.append(table.send_changelog(msg.partition, subject, after))
                 await send_alerts(alerts, pending)
                 # As in the cases agent: timers, heartbeats and the producer's buffer get the
                 # loop between records, not only between batches of up to 500.
