@@ -164,9 +164,11 @@ def restore_in_process(stage: CaseStage, journal: list[bytes]) -> tuple[float, f
 
 
 class Worker:
-    def __init__(self, conn: KafkaConnection, home: Path) -> None:
-        self.conn, self.home = conn, home
-        self.app_id = f"bench-cases-{uuid.uuid4().hex[:6]}"
+    def __init__(self, conn: KafkaConnection, home: Path,
+                 stages: str = "normalize,cases") -> None:
+        self.conn, self.home, self.stages = conn, home, stages
+        self.app_id = f"bench-{stages.replace(',', '-')}-{uuid.uuid4().hex[:6]}"
+        self.log = home / f"worker-{stages.replace(',', '-')}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, log_level: str = "WARNING") -> float:
@@ -177,9 +179,9 @@ class Worker:
                    NETRAL_DEADLINE_SCAN_INTERVAL_S="0",
                    # What the in-process loop runs: early warning has a section of its own,
                    # and on 2 cores it would take its CPU from the stages measured here.
-                   NETRAL_WORKER_STAGES="normalize,cases")
+                   NETRAL_WORKER_STAGES=self.stages)
         spawned = time.perf_counter()
-        with (self.home / "worker.log").open("ab") as log:
+        with self.log.open("ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "hub", "worker"], env=env,
                                          cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
         asyncio.run(wait_group_stable(self.conn, self.app_id, timeout_s=300))
@@ -228,7 +230,8 @@ def run(cases: int = 3000) -> list[Row]:
                                                    probe=probe.event_id())) - spawned
             finally:
                 worker.stop()
-            how = restore_line(home / "worker.log")
+            how = restore_line(worker.log)
+        split = split_run(home / "split", data, made)
     return [
         Row("floor: plain aiokafka consume-decode-dedupe-produce (5 raw topics)", total, floor,
             "median of 3: " + " / ".join(f"{total / f:,.0f}" for f in floors) + " /s"),
@@ -237,6 +240,9 @@ def run(cases: int = 3000) -> list[Row]:
         Row("faust worker: normalize + cases agents, journal", total, last - ready_at,
             f"worker ready in {ready:.1f}s; {rules / (last - ready_at):.2f} of the in-process "
             "rules' rate"),
+        *([Row("two workers, one per stage (normalize | cases), on a broker of their own",
+               total, split, f"{rules / split:.2f} of the in-process rules' rate")]
+          if split is not None else []),
         Row("restart: snapshot + journal tail recovered and applied, then one new report",
             total, restored, f"ready in {restart_ready:.1f}s; restores {made} cases: {how}"),
         Row("in-process restore: full replay of the journal (rules loop's batches)", total,
@@ -244,6 +250,31 @@ def run(cases: int = 3000) -> list[Row]:
         Row("in-process restore: load the snapshot of the same book", total, snap,
             f"{size:,} bytes; {full / snap:.1f}x faster than the replay"),
     ]
+
+
+def split_run(home: Path, data: dict[str, list[tuple[bytes, bytes]]], made: int
+              ) -> float | None:
+    """Seconds from ready to the last case with each stage in a worker process of its own (the
+    deployment ``NETRAL_WORKER_STAGES`` allows), on a fresh broker: the first one's topics
+    already hold this wave's events and cases. None when the bench runs on a broker of the
+    operator's (NETRAL_KAFKA_BOOTSTRAP), which it cannot make fresh."""
+    if os.environ.get("NETRAL_KAFKA_BOOTSTRAP"):
+        return None
+    home.mkdir()
+    with bench_broker(home) as conn:
+        make_topics(conn)
+        for topic, records in data.items():
+            asyncio.run(produce_all(conn, topic, records))
+        cases, norm = Worker(conn, home, "cases"), Worker(conn, home, "normalize")
+        try:
+            cases.start()  # waits for events: nothing is normalised yet
+            norm.start()
+            ready_at = time.time()
+            last = asyncio.run(watch_cases(conn, made, timeout_s=3600))
+        finally:
+            norm.stop()
+            cases.stop()
+    return last - ready_at
 
 
 def restore_line(log: Path) -> str:

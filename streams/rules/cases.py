@@ -575,7 +575,8 @@ class _Draft:
         record = log.fold.record
         if record is None:  # nothing but waiting entries
             return NONE
-        record = record.model_copy(update={"match": log.opening.match})
+        if record.match != log.opening.match:  # the fold opened it with the opening's match
+            record = record.model_copy(update={"match": log.opening.match})
         published = publish(record, before, now)
         if published is None:
             return NONE
