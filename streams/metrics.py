@@ -34,6 +34,10 @@ class StreamMetrics:
         self.snapshot_entry = Gauge("netral_cases_snapshot_entry",
                                     "Journal entry the last snapshot written covers up to.",
                                     registry=r)
+        self.snapshot_failures = Counter(
+            "netral_cases_snapshot_failures_total",
+            "Snapshots the broker refused (the journal stays; the next due entry retries).",
+            registry=r)
         self.restore_seconds = Gauge(
             "netral_cases_restore_seconds",
             "Time the last rebuild of the book took, by source (snapshot: load and journal "

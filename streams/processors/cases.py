@@ -21,7 +21,8 @@ O(inputs) at each restart (~10 s per 1,000 cases measured), and the journal woul
 inputs of purged cases for ever. So after every N journal entries, once at least as many inputs
 as the book has cases came since the last one (a snapshot costs O(cases): this keeps its share
 of the stream bounded, and the replay after it about as long as its load), the agent writes
-the book (:mod:`streams.rules.snapshot`) to the changelog-backed table ``cases-snapshot``:
+the book (:mod:`streams.rules.snapshot`), in a task of its own while the batches go on (the
+writer holds the immutable book of that entry), to the changelog-backed table ``cases-snapshot``:
 chunks ``c<entries>:<i>``, awaited, then the manifest ``m<entries>`` (the entry count it covers,
 each chunk's size and SHA-256), awaited; only then does it delete the older snapshots and the
 journal entries below ``<entries>`` (tombstones, so compaction drops them, purged NIPs too).
@@ -49,6 +50,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError
 
 from schemas.codec import AvroCodec
 from schemas.dlq import DeadLetter as Letter
@@ -118,6 +120,7 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
     held: dict[str, CaseStage] = {}
     # (journal entries, inputs taken) of the snapshot the held stage last wrote or came from.
     last_snapshot: dict[str, tuple[int, int]] = {}
+    snapshot_task: dict[str, asyncio.Task[None]] = {}  # the snapshot being written, if any
     # Which application wrote an output: the live worker, or a `netral replay` under its own id.
     writer = [(WRITER_HEADER, str(app.conf.id).encode())]
 
@@ -137,6 +140,7 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
         current = held.get("stage")
         if current is not None and is_current(current):
             return current
+        stop_snapshot()  # of a book that is not this one
         fresh = rebuild()
         held["stage"] = fresh
         return fresh
@@ -227,15 +231,58 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
         return (current.entries - entries >= every
                 and current.taken - taken >= len(current.book.cases))
 
-    async def write_snapshot(current: CaseStage) -> None:
+    def start_snapshot(current: CaseStage) -> None:
+        """Write the snapshot of the stage as it is now in a task of its own, so the batches go
+        on meanwhile (at a million cases a snapshot takes minutes): the writer keeps the
+        immutable book of this moment, whatever the stage takes next. One at a time."""
+        running = snapshot_task.get("task")
+        if running is not None and not running.done():
+            return
+        snap = SnapshotWriter(current, cfg.cases_snapshot_chunk_bytes)
+        task = asyncio.get_running_loop().create_task(write_snapshot(snap, len(current.book.cases)),
+                                                      name="cases-snapshot")
+        task.add_done_callback(snapshot_done)
+        snapshot_task["task"] = task
+
+    def stop_snapshot() -> None:
+        """Cancel a snapshot in progress (the partition is leaving, or the book is rebuilt):
+        its chunks have no manifest, so restores ignore them and the next snapshot deletes
+        them; the old snapshot and the journal since it stay whole."""
+        running = snapshot_task.pop("task", None)
+        if running is not None and not running.done():
+            log.info("cases: snapshot in progress cancelled")
+            running.cancel()
+
+    def snapshot_done(task: asyncio.Task[None]) -> None:
+        err = None if task.cancelled() else task.exception()
+        if err is None:
+            return
+        if isinstance(err, KafkaError):
+            # Nothing lost: the old snapshot and the journal since it are whole, and the next
+            # due entry tries again.
+            metrics.snapshot_failures.inc()
+            log.error("cases: snapshot failed, the journal stays and the next due entry "
+                      "retries: %s: %s", type(err).__name__, err)
+            return
+        log.critical("cases: snapshot failed on a bug: %r", err)
+        task.get_loop().create_task(app.crash(err))
+
+    @app.on_partitions_revoked.connect
+    async def _revoked(sender: Any, /, *args: Any, **kwargs: Any) -> None:
+        stop_snapshot()
+
+    @app.on_before_shutdown.connect
+    async def _shutdown(sender: Any, /, *args: Any, **kwargs: Any) -> None:
+        stop_snapshot()
+
+    async def write_snapshot(snap: SnapshotWriter, cases_now: int) -> None:
         """Chunks, acknowledged; the manifest, acknowledged; then the pruning."""
-        at, started = current.entries, time.perf_counter()
+        at, started = snap.entries, time.perf_counter()
         if manifest_key(at) in snapshots.data:
             return
         for key in [k for k in snapshots.data if snapshot_entries(k) >= at]:
             put(snapshots, key, None)  # chunks of an attempt that never got its manifest
-        log.info("cases: writing a snapshot at entry %d (%d cases)", at, len(current.book.cases))
-        snap = SnapshotWriter(current, cfg.cases_snapshot_chunk_bytes)
+        log.info("cases: writing a snapshot at entry %d (%d cases)", at, cases_now)
         sent = []
         for i, chunk in enumerate(snap.chunks()):
             sent.append(put(snapshots, chunk_key(at, i), chunk))
@@ -244,13 +291,15 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
         manifest = snap.manifest
         await put(snapshots, manifest_key(at), manifest.encode())
         prune(at)
-        last_snapshot["at"] = (at, current.taken)
+        last_snapshot["at"] = (at, snap.taken)
         metrics.snapshot_seconds.set(time.perf_counter() - started)
         metrics.snapshot_bytes.set(manifest.size)
         metrics.snapshot_entry.set(at)
-        log.info("cases: snapshot at entry %d: %d cases, %d bytes in %d chunks (%.1fs); "
-                 "journal entries below it dropped", at, manifest.cases, manifest.size,
-                 len(manifest.sizes), time.perf_counter() - started)
+        now = held.get("stage")
+        log.info("cases: snapshot at entry %d: %d cases, %d bytes in %d chunks (%.1fs, %d "
+                 "batches journaled meanwhile); journal entries below it dropped", at,
+                 manifest.cases, manifest.size, len(manifest.sizes),
+                 time.perf_counter() - started, (now.entries - at) if now else 0)
 
     async def publish(out: Outputs) -> list[Awaitable[Any]]:
         sends: list[tuple[str, str, bytes | None]] = []
@@ -320,7 +369,7 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
             if taken:
                 current.entries += 1
                 if snapshot_due(current):
-                    await write_snapshot(current)
+                    start_snapshot(current)
             metrics.cases.set(len(current.book.cases))
             metrics.entries.set(current.entries)
             metrics.batch_seconds.observe(time.perf_counter() - began)

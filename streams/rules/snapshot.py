@@ -163,6 +163,16 @@ class SnapshotWriter:
         self._done = False
 
     @property
+    def entries(self) -> int:
+        """The journal entries the snapshot covers (its key)."""
+        return self._entries
+
+    @property
+    def taken(self) -> int:
+        """The inputs the book had taken when the snapshot was made."""
+        return self._taken
+
+    @property
     def manifest(self) -> Manifest:
         if not self._done:
             raise RuntimeError("the manifest exists once every chunk has been taken")

@@ -152,6 +152,7 @@ def test_a_restart_restores_from_the_snapshot_and_the_journal_shrinks(
     assert samples["netral_cases_book_cases[]"] == len(after)
     assert samples["netral_cases_inputs_total[('kind', 'EVENT')]"] >= 1  # the probe
     assert samples["netral_cases_restore_seconds[('source', 'snapshot')]"] > 0
+    assert samples["netral_cases_snapshot_failures_total[]"] == 0  # exported, none refused
     assert samples["netral_cases_journal_entries[]"] > at
     joined: CaseRecord = after[target.case_id]
     assert joined.version == target.version + 1
