@@ -296,10 +296,7 @@ def transitions(before: CaseRecord | None, after: CaseRecord, *, rule: str, caus
         if old.get(entry, 0) > 0:
             old[entry] -= 1
         else:
-            # Not validated again: every field is the validated record's or its timeline
-            # entry's, under the same types (Id, UtcMillis, Name, CaseState), and the id is
-            # a uuid string. The fallback below takes caller arguments: validated.
-            out.append(CaseTransition.model_construct(
+            out.append(CaseTransition(
                 transition_id=stable_id(after.case_id, after.version, len(out)),
                 case_id=after.case_id, version=after.version, from_state=previous,
                 to_state=entry.state, cause_event_id=entry.cause_event_id, at=entry.at,
