@@ -307,11 +307,10 @@ def _open(event: CanonicalEvent, ctx: FoldContext) -> Fold:
 
 
 def _source(event: CanonicalEvent) -> SourceRef:
-    # Not validated again: every field is a validated CanonicalEvent's, under the same or a
-    # stricter type (event_id: Id; the same enums; occurred_at: PastInstant, already UTC at
-    # millisecond precision, which is all SourceRef's UtcMillis asks). Same object either way.
-    return SourceRef.model_construct(event_id=event.event_id, agency=event.agency,
-                                     event_type=event.event_type, occurred_at=event.occurred_at)
+    # Validated, though every field is a validated event's: pydantic's model_construct, pure
+    # Python, measured slower (4.2 µs) than validating these four fields (2.6 µs).
+    return SourceRef(event_id=event.event_id, agency=event.agency,
+                     event_type=event.event_type, occurred_at=event.occurred_at)
 
 
 def _dedupe_evidence(existing: tuple[Any, ...], event: CanonicalEvent) -> tuple[Any, ...]:
