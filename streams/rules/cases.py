@@ -20,11 +20,12 @@ processor keeps policies in a table every partition sees) and MUTATION_REQUESTED
 ``handle_event`` returns them unchanged.
 
 Cost: the book is immutable but its maps are persistent (:class:`~streams.rules.pmap.PMap`: a
-write copies a 256-slot bucket table and one bucket), so an event costs about 20 small copies plus
-the fold of its own case (O(events of that case)), whatever the partition holds; waiting orphans
-are adopted from ``CaseBook.adoptable``, never by scanning them. A name-only report also
-shortlists the partition's known persons by name in rapidfuzz (C, over each person's pre-sorted
-words, listed from :meth:`PMap.column`'s per-bucket memo): O(persons) at C speed, about 0.5 ms at
+write copies a 256-slot root, one 256-leaf node and one small leaf), so an event costs about
+20 small copies plus the fold of its own case (O(events of that case)), whatever the partition
+holds; waiting orphans are adopted from ``CaseBook.adoptable``, never by scanning them. A
+name-only report also shortlists the partition's known persons by name in rapidfuzz (C, over
+each person's pre-sorted words, listed from :meth:`PMap.column`'s per-slot memo): O(persons)
+at C speed, about 0.5 ms at
 5,000 persons on this machine; block by province first if partitions grow far beyond that.
 """
 
