@@ -20,6 +20,8 @@ RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTIONS = [
     ("bench.codec", "Codec: decode and encode against plain fastavro",
      "python -m bench.codec"),
+    ("bench.pmap", "The case book's persistent map: one write as the map grows, against a "
+     "plain dict", "python -m bench.pmap"),
     ("bench.normalize", "normalize stage against plain aiokafka loops (same broker, same data)",
      "python -m bench.normalize 50000"),
     ("bench.cases", "Stream side: normalize + cases against plain aiokafka loops (same broker, "

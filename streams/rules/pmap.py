@@ -92,7 +92,8 @@ class PMap(Mapping[str, V]):
         return leaf is not None and key in leaf
 
     def _leaves(self) -> Iterator[Leaf]:
-        return (leaf for node in self._root if node is not None for leaf in node if leaf)
+        # filter(None, node) walks a node's 256 leaves in C
+        return chain.from_iterable(filter(None, node) for node in self._root if node is not None)
 
     # Iteration chains the leaves' own iterators (C speed within a leaf).
     def __iter__(self) -> Iterator[str]:
@@ -127,7 +128,7 @@ class PMap(Mapping[str, V]):
                 continue
             cached = per_slot[i]
             if cached is None:
-                listed = list(chain.from_iterable(leaf.values() for leaf in node if leaf))
+                listed = list(chain.from_iterable(map(dict.values, filter(None, node))))
                 cached = per_slot[i] = (listed, list(map(attribute, listed)))
             values += cached[0]
             column += cached[1]
