@@ -240,7 +240,7 @@ def run(cases: int = 3000) -> list[Row]:
         Row("faust worker: normalize + cases agents, journal", total, last - ready_at,
             f"worker ready in {ready:.1f}s; {rules / (last - ready_at):.2f} of the in-process "
             "rules' rate"),
-        *([Row("two workers, one per stage (normalize | cases), on a broker of their own",
+        *([Row("two workers, one per stage (normalize; cases), on a broker of their own",
                total, split, f"{rules / split:.2f} of the in-process rules' rate")]
           if split is not None else []),
         Row("restart: snapshot + journal tail recovered and applied, then one new report",
