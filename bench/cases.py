@@ -167,8 +167,9 @@ class Worker:
     def __init__(self, conn: KafkaConnection, home: Path,
                  stages: str = "normalize,cases") -> None:
         self.conn, self.home, self.stages = conn, home, stages
-        self.app_id = f"bench-{stages.replace(',', '-')}-{uuid.uuid4().hex[:6]}"
-        self.log = home / f"worker-{stages.replace(',', '-')}.log"
+        name = stages.replace(",", "-")
+        self.app_id = f"bench-{name}-{uuid.uuid4().hex[:6]}"
+        self.log = home / f"worker-{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, log_level: str = "WARNING") -> float:

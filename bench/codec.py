@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,6 +18,8 @@ import fastavro
 from connectors.samples import sample_reports
 from schemas.codec import AvroCodec, default_store
 from schemas.models import BawasluReport
+
+from .harness import best_of
 
 
 @dataclass(frozen=True)
@@ -34,21 +35,6 @@ class Row:
     def rate(self) -> float:
         """Messages per second."""
         return self.records / self.seconds
-
-
-def _best_of(fns: list[Callable[[], object]], rounds: int = 3) -> list[float]:
-    """Best time of each function over ``rounds`` interleaved rounds.
-
-    Interleaving (a, b, c, a, b, c, ...) spreads a shared machine's load bursts over every
-    operation instead of penalising whichever happened to run during one.
-    """
-    best = [float("inf")] * len(fns)
-    for _ in range(rounds):
-        for i, fn in enumerate(fns):
-            start = time.perf_counter()
-            fn()
-            best[i] = min(best[i], time.perf_counter() - start)
-    return best
 
 
 def run(n: int = 50_000) -> list[Row]:
@@ -89,7 +75,7 @@ def run(n: int = 50_000) -> list[Row]:
         ("plain fastavro.schemaless_writer", plain_write, "encode"),
         ("AvroCodec.encode (single-object framing)", hub_write, "encode"),
     ]
-    seconds = _best_of([fn for _, fn, _ in ops])
+    seconds = best_of([fn for _, fn, _ in ops])
     return [Row(op, n, t, base) for (op, _, base), t in zip(ops, seconds, strict=True)]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +56,21 @@ class Row:
     @property
     def rate(self) -> float:
         return self.records / self.seconds
+
+
+def best_of(fns: list[Callable[[], object]], rounds: int = 3) -> list[float]:
+    """Best time of each function over ``rounds`` interleaved rounds.
+
+    Interleaving (a, b, c, a, b, c, ...) spreads a shared machine's load bursts over every
+    operation instead of penalising whichever happened to run during one.
+    """
+    best = [float("inf")] * len(fns)
+    for _ in range(rounds):
+        for i, fn in enumerate(fns):
+            start = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - start)
+    return best
 
 
 def table(rows: list[Row], first_column: str = "pipeline") -> str:

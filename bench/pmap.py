@@ -9,25 +9,14 @@ best of 3 rounds of chained writes (each one writing the map the previous one re
 from __future__ import annotations
 
 import sys
-import time
 import uuid
-from collections.abc import Callable
 
 from streams.rules.pmap import PMap
 
-from .harness import Row
+from .harness import Row, best_of
 from .harness import table as harness_table
 
 WRITES = 5000
-
-
-def _best(fn: Callable[[], None], rounds: int = 3) -> float:
-    best = float("inf")
-    for _ in range(rounds):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def run(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000, 3_000_000)) -> list[Row]:
@@ -48,8 +37,8 @@ def run(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000, 3_000_000)) -> lis
 
         if not rows:
             rows.append(Row(f"floor: dict item assignment (mutable) at {n:,} entries", WRITES,
-                            _best(dict_writes)))
-        seconds = _best(pmap_writes)
+                            best_of([dict_writes])[0]))
+        seconds = best_of([pmap_writes])[0]
         rows.append(Row(f"PMap.set at {n:,} entries", WRITES, seconds,
                         f"{seconds / WRITES * 1e6:.1f} µs per write"))
     return rows

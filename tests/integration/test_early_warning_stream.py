@@ -24,7 +24,7 @@ import pytest
 
 from connectors.samples import random_nip
 from hub.kafka_admin import wait_group_stable
-from hub.lag import read_lag
+from hub.lag import PartitionLag, read_lag
 from schemas.codec import AvroCodec
 from schemas.dlq import DeadLetter
 from schemas.errors import RetriableError
@@ -59,6 +59,7 @@ from streams.rules.early_warning.rules import agency_key, window_start
 from streams.rules.lifecycle import local_date, stable_id
 from tests.conftest import REPO
 from tests.fixtures.kafka_tools import consume_until, produce
+from tests.fixtures.waiting import wait_until
 from tests.unit.test_rules_factories import _event, report
 
 pytestmark = pytest.mark.integration
@@ -256,15 +257,16 @@ def _ew_worker(kafka: KafkaConnection, home: Path, app_id: str,
 async def _wait_committed(kafka: KafkaConnection, group: str, topic: str,
                           timeout_s: float = 60) -> None:
     """Until ``group`` has committed everything on ``topic`` (its lag there is 0)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
+    rows: list[PartitionLag] = []
+
+    async def committed() -> bool:
+        nonlocal rows
         snap = await read_lag(kafka, groups=[group])
         rows = [p for p in snap.partitions if p.topic == topic]
-        if rows and all(p.lag == 0 for p in rows):
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{group} has not committed {topic}: {rows}")
-        await asyncio.sleep(0.5)
+        return bool(rows) and all(p.lag == 0 for p in rows)
+
+    await wait_until(committed, timeout_s, lambda: f"{group} has not committed {topic}: {rows}",
+                     poll_s=0.5)
 
 
 def test_state_survives_a_restart_and_the_timer_rechecks_deadlines(

@@ -1,5 +1,5 @@
 """The book's persistent map: writes never change a map already held, and the memoised column
-follows every write while listing again only the bucket written."""
+follows every write while listing again only the slot written."""
 
 from __future__ import annotations
 
