@@ -21,12 +21,14 @@ journal of its batches (the worker's journal holds the same inputs, batched diff
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
@@ -41,6 +43,7 @@ from schemas.codec import AvroCodec
 from schemas.kafka import KafkaConnection
 from schemas.models import CanonicalEvent
 from schemas.topics import CASES, EVENTS, Agency, raw_topic
+from streams.heap import restoring
 from streams.rules.calendar import default_calendar
 from streams.rules.cases import Outputs, batch_outputs
 from streams.rules.normalize import normalize_record
@@ -64,6 +67,12 @@ def prepare(cases: int) -> dict[str, list[tuple[bytes, bytes]]]:
         data[topic].append((ev.record.source_id.encode(),
                             codec.encode_record(ev.record, topic=topic)))
     return data
+
+
+def canonical(codec: AvroCodec, topic: str, key: bytes | None, value: bytes) -> bytes:
+    """A raw record through the normalize rule, encoded as the cases stage reads it."""
+    _, event = normalize_record(topic, key, codec.decode(value))
+    return codec.encode(CanonicalEvent.avro_name, event, topic=EVENTS)
 
 
 def _encoded(codec: AvroCodec, out: Outputs) -> list[tuple[bytes, bytes]]:
@@ -94,8 +103,7 @@ async def plain_loop(conn: KafkaConnection, total: int, *, rules: bool,
                 for rec in recs:
                     done += 1
                     if rules:
-                        _, event = normalize_record(rec.topic, rec.key, codec.decode(rec.value))
-                        value = codec.encode(CanonicalEvent.avro_name, event, topic=EVENTS)
+                        value = canonical(codec, rec.topic, rec.key, rec.value)
                         parts.append(stage.take(InputKind.EVENT, value))
                         taken.append((InputKind.EVENT, value))
                         continue
@@ -148,19 +156,58 @@ async def watch_cases(conn: KafkaConnection, expected: int, timeout_s: float,
         await consumer.stop()
 
 
-def restore_in_process(stage: CaseStage, journal: list[bytes]) -> tuple[float, float, int]:
-    """Seconds to rebuild ``stage`` by a full replay of ``journal``, seconds to load it from
-    its snapshot (after a dump, not timed), and the snapshot's size in bytes."""
+@dataclass(frozen=True)
+class Loads:
+    """Loading one book's snapshot, plain and as the worker does it (:mod:`streams.heap`)."""
+
+    snap: float  # seconds: a load of the snapshot (the dump not timed)
+    size: int  # the snapshot's bytes
+    frozen_load: float  # seconds: the same load with the collector paused, the book frozen
+    gc_pass: float  # seconds: one full pass of the cyclic collector after the plain load
+    gc_pass_frozen: float  # the same after the worker's load
+
+
+def _full_pass() -> float:
+    start = time.perf_counter()
+    gc.collect()
+    return time.perf_counter() - start
+
+
+def snapshot_loads(stage: CaseStage) -> Loads:
+    """``stage``'s snapshot loaded plainly, then with the collector paused and the book
+    frozen, each followed by a full collector pass (timed: at a large book that pass is a
+    stall of the worker's event loop)."""
+    chunks, manifest = dump(stage)
+    gc.collect()
+    gc.freeze()  # ``stage`` itself out of both passes: each pass sees one loaded book
+    try:
+        start = time.perf_counter()
+        loaded = load(manifest, chunks, stage.codec, default_calendar())
+        snap = time.perf_counter() - start
+        gc_pass = _full_pass()
+        assert loaded.book == stage.book  # the same national record
+        del loaded
+        start = time.perf_counter()
+        with restoring(True):
+            frozen = load(manifest, chunks, stage.codec, default_calendar())
+        frozen_load = time.perf_counter() - start
+        gc_pass_frozen = _full_pass()
+        assert frozen.book == stage.book
+        del frozen
+    finally:
+        gc.unfreeze()  # all of it, what tune_gc froze at start-up too: later sections pay that
+    return Loads(snap, manifest.size, frozen_load, gc_pass, gc_pass_frozen)
+
+
+def restore_in_process(stage: CaseStage, journal: list[bytes]) -> tuple[float, Loads]:
+    """Seconds to rebuild ``stage`` by a full replay of ``journal``, and its snapshot's loads."""
     start = time.perf_counter()
     replayed = CaseStage(stage.codec, default_calendar(), load_policies())
     replayed.replay(journal)
     full = time.perf_counter() - start
-    chunks, manifest = dump(stage)
-    start = time.perf_counter()
-    loaded = load(manifest, chunks, stage.codec, default_calendar())
-    snap = time.perf_counter() - start
-    assert loaded.book == replayed.book == stage.book  # all three: the same national record
-    return full, snap, manifest.size
+    assert replayed.book == stage.book  # the same national record
+    del replayed
+    return full, snapshot_loads(stage)
 
 
 class Worker:
@@ -214,7 +261,7 @@ def run(cases: int = 3000) -> list[Row]:
             journal: list[bytes] = []
             rules, stage = asyncio.run(plain_loop(conn, total, rules=True, journal=journal))
             made = len(stage.book.cases)
-            full, snap, size = restore_in_process(stage, journal)
+            full, loads = restore_in_process(stage, journal)
             worker = Worker(conn, home)
             try:
                 ready = worker.start()
@@ -248,8 +295,19 @@ def run(cases: int = 3000) -> list[Row]:
             total, restored, f"ready in {restart_ready:.1f}s; restores {made} cases: {how}"),
         Row("in-process restore: full replay of the journal (rules loop's batches)", total,
             full, f"{len(journal)} entries, {sum(map(len, journal)):,} bytes"),
-        Row("in-process restore: load the snapshot of the same book", total, snap,
-            f"{size:,} bytes; {full / snap:.1f}x faster than the replay"),
+        *load_rows(total, loads, f"; {full / loads.snap:.1f}x faster than the replay"),
+    ]
+
+
+def load_rows(records: int, loads: Loads, extra: str = "") -> list[Row]:
+    """The plain snapshot load and the worker's, each with the full GC pass after it."""
+    return [
+        Row("in-process restore: load the snapshot of the same book", records, loads.snap,
+            f"{loads.size:,} bytes{extra}; a full GC pass after it: "
+            f"{loads.gc_pass * 1000:.0f} ms"),
+        Row("in-process restore: the same load as the worker does it (GC paused, book frozen)",
+            records, loads.frozen_load, f"a full GC pass after it: "
+            f"{loads.gc_pass_frozen * 1000:.0f} ms (streams/heap.py)"),
     ]
 
 

@@ -26,6 +26,8 @@ SECTIONS = [
      "python -m bench.normalize 50000"),
     ("bench.cases", "Stream side: normalize + cases against plain aiokafka loops (same broker, "
      "same simulated wave)", "python -m bench.cases 3000"),
+    ("bench.restore", "Restoring a larger book in-process: the snapshot load and the cyclic "
+     "collector's full pass after it, plain against the worker's way", "python -m bench.restore"),
     ("bench.early_warning", "Early warning alone against a plain aiokafka loop over the same "
      "records (netral.events + netral.cases of one simulated wave)",
      "python -m bench.early_warning 3000"),

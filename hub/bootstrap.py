@@ -91,12 +91,14 @@ def codec(settings: NetralSettings) -> AvroCodec:
 
 
 def streams_config(settings: NetralSettings) -> StreamsConfig:
+    """The worker's settings; unset, the replication of the topics it creates is 1 here, and
+    ``netral worker`` sets the cluster's (:func:`hub.kafka_admin.replication_for`)."""
     return StreamsConfig(
         app_id=settings.worker_app_id,
         kafka=kafka(settings, client_id=settings.worker_app_id),
         processing_guarantee=settings.worker_processing_guarantee,
         partitions=settings.topic_partitions,
-        replication=settings.topic_replication,
+        replication=settings.topic_replication or 1,
         data_dir=settings.state_dir() / "worker" / settings.worker_app_id,
         web_port=settings.worker_web_port,
         batch_size=settings.worker_batch_size,
@@ -106,6 +108,7 @@ def streams_config(settings: NetralSettings) -> StreamsConfig:
         deadline_scan_interval_s=settings.deadline_scan_interval_s,
         cases_snapshot_every=settings.cases_snapshot_every,
         cases_snapshot_chunk_bytes=settings.cases_snapshot_chunk_bytes,
+        gc_freeze_restored=settings.worker_gc_freeze_restored,
         hole_check_s=settings.worker_hole_check_s,
         stages=settings.stages(),
         early_warning=early_warning_config(settings),

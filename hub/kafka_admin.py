@@ -24,17 +24,42 @@ TOPIC_ALREADY_EXISTS = 36
 LARGE_TOPIC_MAX_BYTES = 8 * 1024 * 1024
 
 
-async def cluster_size(conn: KafkaConnection) -> int:
-    """Number of brokers that answer a metadata request; raises RetriableError if none."""
+async def _brokers(conn: KafkaConnection) -> int:
     admin = AIOKafkaAdminClient(**conn.aiokafka_kwargs(), request_timeout_ms=5000)
     try:
         await admin.start()
         cluster = await admin.describe_cluster()
         return len(cluster["brokers"])
-    except (KafkaConnectionError, KafkaError, OSError) as err:
-        raise RetriableError(f"broker at {conn.bootstrap} not answering: {err}") from err
     finally:
         await admin.close()
+
+
+async def cluster_size(conn: KafkaConnection) -> int:
+    """Number of brokers that answer a metadata request; raises RetriableError if none."""
+    try:
+        return await _brokers(conn)
+    except (KafkaConnectionError, KafkaError, OSError) as err:
+        raise RetriableError(f"broker at {conn.bootstrap} not answering: {err}") from err
+
+
+async def brokers_for(conn: KafkaConnection, action: str) -> int:
+    """Number of brokers that answer, asked before ``action``; a failure is one clear line
+    (:func:`schemas.kafka.kafka_failure`: bad credentials, missing ACL, no session)."""
+    try:
+        return await _brokers(conn)
+    except (KafkaError, OSError) as err:
+        raise kafka_failure(err, conn, action) from None
+
+
+def replication_for(brokers: int, replication: int | None, min_insync: int | None
+                    ) -> tuple[int, int]:
+    """The replication factor and min ISR topics are created with: what the operator set,
+    else the cluster's own (RF min(3, brokers), min ISR RF - 1, at least 1). The worker made its
+    journal's changelog with RF 1 on the fault suite's 3 brokers (whose hub topics had RF 3):
+    the one broker it kills could hold the journal's only replica."""
+    rf = replication if replication is not None else min(3, max(1, brokers))
+    isr = min_insync if min_insync is not None else max(1, rf - 1)
+    return rf, isr
 
 
 @contextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import faust
+from mode import CrashingSupervisor
 
 from schemas.codec import AvroCodec
 
@@ -60,6 +61,10 @@ def create_app(cfg: StreamsConfig, codec: AvroCodec | None = None,
         stream_wait_empty=False,
         producer_max_request_size=cfg.max_message_bytes * 9,
         consumer_max_fetch_size=cfg.max_message_bytes * 9,
+        # A bug in an agent stops the worker with the error. Faust's default (one-for-one)
+        # restarted the crashed actor, which then took nothing: seen, the cases stage sat dead
+        # in a live worker, its lag growing. A stopped worker is what ops and supervisors see.
+        agent_supervisor=CrashingSupervisor,
     )
     # see streams/rebalance.py: events lost after a rebalance
     use_rebalance_safe_consumer(app, cfg.hole_check_s)

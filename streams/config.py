@@ -38,3 +38,4 @@ class StreamsConfig(BaseModel):
     deadline_scan_interval_s: float = 300.0  # 0: no timer (ticks only from `netral cases tick`)
     cases_snapshot_every: int = 10  # journal entries between snapshots of the book; 0: never
     cases_snapshot_chunk_bytes: int = 512 * 1024
+    gc_freeze_restored: bool = True  # the restored book out of the cyclic GC's passes

@@ -18,6 +18,19 @@ class StreamMetrics:
         self.rejected = Counter("netral_cases_rejected",
                                 "Inputs the cases stage sent to its DLQ, with the reason.",
                                 registry=r)
+        self.skipped = Counter(
+            "netral_cases_inputs_skipped",
+            "Records the cases stage did not take, by reason: taken (below its position, taken "
+            "before) or ahead (records before it were never handed over; read again).",
+            ["reason"], registry=r)
+        self.read_again = Counter(
+            "netral_cases_read_again",
+            "Times the cases stage had a partition read again from its position, because "
+            "records before the one handed over never were.", registry=r)
+        self.expired = Counter(
+            "netral_cases_inputs_expired",
+            "Input records deleted by retention before the cases stage took them (the "
+            "national record lacks them; each is named in an error log line).", registry=r)
         self.cases = Gauge("netral_cases_book_cases", "Cases in the cases stage's book.",
                            registry=r)
         self.entries = Gauge("netral_cases_journal_entries",

@@ -8,10 +8,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from schemas.kafka import KafkaConnection
 from schemas.topics import TopicSpec, catalogue
 
-from ..bootstrap import kafka, local_cluster
-from ..kafka_admin import TopicsReport, create_topics
+from ..bootstrap import kafka
+from ..kafka_admin import TopicsReport, brokers_for, create_topics, replication_for
 from ..settings import NetralSettings, get_settings
 
 topics_app = typer.Typer(help="The hub's topics (created explicitly, never auto-created).",
@@ -28,18 +29,28 @@ def hub_catalogue(settings: NetralSettings) -> list[TopicSpec]:
 def ensure_topics(settings: NetralSettings) -> TopicsReport:
     """Create the missing topics of the catalogue; a second call creates nothing.
 
-    On the local multi-node cluster (no NETRAL_KAFKA_BOOTSTRAP), replication defaults to the
-    cluster's: RF min(3, nodes), min ISR RF - 1, unless NETRAL_TOPIC_REPLICATION says otherwise.
+    Replication is the operator's (NETRAL_TOPIC_REPLICATION / _MIN_INSYNC), else the
+    cluster's: RF min(3, brokers), min ISR RF - 1.
     """
-    replication, min_insync = settings.topic_replication, settings.topic_min_insync
-    cluster = None if settings.kafka_bootstrap else local_cluster(settings)
-    if cluster is not None and "topic_replication" not in settings.model_fields_set:
-        replication = min(3, cluster.size)
-        min_insync = max(1, replication - 1)
-    return asyncio.run(create_topics(
-        kafka(settings, client_id="netral-admin"), hub_catalogue(settings),
-        partitions=settings.topic_partitions, replication=replication, min_insync=min_insync,
-    ))
+    conn = kafka(settings, client_id="netral-admin")
+
+    async def create() -> TopicsReport:
+        replication, min_insync = await topic_replication(settings, conn, "create topics")
+        return await create_topics(conn, hub_catalogue(settings),
+                                   partitions=settings.topic_partitions,
+                                   replication=replication, min_insync=min_insync)
+
+    return asyncio.run(create())
+
+
+async def topic_replication(settings: NetralSettings, conn: KafkaConnection,
+                            action: str) -> tuple[int, int]:
+    """(RF, min ISR) for the topics the hub creates on the cluster ``conn`` reaches, asked
+    before ``action`` (what a failure's one line says could not be done)."""
+    if settings.topic_replication is not None and settings.topic_min_insync is not None:
+        return settings.topic_replication, settings.topic_min_insync
+    return replication_for(await brokers_for(conn, action), settings.topic_replication,
+                           settings.topic_min_insync)
 
 
 @topics_app.command("create")

@@ -25,7 +25,8 @@ from streams.config import StreamsConfig
 from ..bootstrap import streams_config
 from ..kafka_admin import create_topics
 from ..logs import configure
-from ..settings import NetralSettings, get_settings
+from ..settings import get_settings
+from .topics import topic_replication
 
 #: Exit code of a stop that did not finish within the bound (as timeout(1) uses it).
 FORCED_STOP_EXIT = 124
@@ -68,8 +69,11 @@ def run_worker() -> None:
     settings = get_settings()
     configure(settings.log_level, settings.log_format, settings.log_client_debug)
     cfg = streams_config(settings)
+    replication, min_insync = asyncio.run(topic_replication(
+        settings, cfg.kafka, "create the worker's internal topics"))
+    cfg = cfg.model_copy(update={"replication": replication})
     cfg.data_dir.mkdir(parents=True, exist_ok=True)
-    create_internal_topics(settings, cfg)
+    create_internal_topics(cfg, min_insync)
     metrics = StreamMetrics()
     app = create_app(cfg, metrics=metrics)
     if settings.worker_metrics_port:
@@ -114,8 +118,10 @@ def tune_gc(threshold: int) -> None:
     gc.freeze()
 
 
-def create_internal_topics(settings: NetralSettings, cfg: StreamsConfig) -> None:
-    """The stages' internal topics exist before the worker joins its group (idempotent)."""
+def create_internal_topics(cfg: StreamsConfig, min_insync: int) -> None:
+    """The stages' internal topics exist before the worker joins its group (idempotent), with
+    the replication of the hub's own topics: Faust makes the tables' other changelogs (the
+    cases journal) with ``cfg.replication`` too."""
     from streams.processors import cases, early_warning
 
     specs = [*(early_warning.internal_topics(cfg.app_id) if "early-warning" in cfg.stages
@@ -125,7 +131,7 @@ def create_internal_topics(settings: NetralSettings, cfg: StreamsConfig) -> None
         return
     asyncio.run(create_topics(cfg.kafka, specs,
                               partitions=cfg.partitions, replication=cfg.replication,
-                              min_insync=settings.topic_min_insync))
+                              min_insync=min_insync))
 
 
 def worker() -> None:

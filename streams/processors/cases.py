@@ -12,6 +12,14 @@ Outputs before journal: a crash in between re-takes the inputs, which re-emits t
 restart or a rebalance the book is rebuilt before the first batch: from the newest snapshot and
 the journal entries after it (below), or from the whole journal.
 
+The stage takes each input partition strictly in offset order from its own position, journaled
+with the inputs that moved it (:mod:`streams.rules.positions`): a record below it was taken
+before and is skipped, a record above it on a topic where every offset is a record means records
+before it were never handed over, so the partition is read again from the position. The national
+record thus never depends on the consumer's commits, which Faust moved past unread records in
+thirteen ways (:mod:`streams.rebalance`); a worker whose journal is whole reads from where it
+stands whatever the group committed.
+
 Deadline scans are inputs too: the leader's timer publishes a DeadlineTick to
 ``netral.deadline-ticks`` (Faust tables can only change inside a stream, and a tick taken in
 order with the events is journaled and replayed like them).
@@ -67,6 +75,7 @@ from schemas.topics import (
 )
 
 from ..config import StreamsConfig
+from ..heap import restoring
 from ..metrics import StreamMetrics
 from ..rules.calendar import default_calendar
 from ..rules.cases import Outputs, batch_outputs
@@ -75,6 +84,7 @@ from ..rules.snapshot import Manifest, SnapshotWriter, load
 from ..rules.stage import KIND_BY_TOPIC, CaseStage, InputKind, pack
 from ..topics import HubTopics
 from .dead_letters import reject
+from .reading import InOrder
 
 STAGE = "cases"
 JOURNAL = "cases-journal"
@@ -103,12 +113,16 @@ def snapshot_entries(key: bytes) -> int:
 
 
 def internal_topics(app_id: str) -> list[TopicSpec]:
-    """The snapshot table's changelog, made before the worker starts: left to Faust it is
-    created on the first snapshot write, and a lagging broker's metadata then fails that write
-    (as early warning's table changelog, :func:`.early_warning.internal_topics`)."""
-    return [TopicSpec(name=f"{app_id}-{SNAPSHOTS}-changelog", key="chunk or manifest key",
-                      value="cases snapshot chunk or manifest", cleanup="compact",
-                      retention_ms=None, writer="cases (Faust table changelog)", partitions=1)]
+    """The tables' changelogs, made before the worker starts with the hub's replication and
+    min ISR: left to Faust the snapshot's is created on the first snapshot write, and a lagging
+    broker's metadata then fails that write (as early warning's table changelog,
+    :func:`.early_warning.internal_topics`); the journal's would get no min ISR."""
+    return [TopicSpec(name=f"{app_id}-{table}-changelog", key=key, value=value,
+                      cleanup="compact", retention_ms=None,
+                      writer="cases (Faust table changelog)", partitions=1)
+            for table, key, value in (
+                (JOURNAL, "journal entry index", "the inputs of one batch"),
+                (SNAPSHOTS, "chunk or manifest key", "cases snapshot chunk or manifest"))]
 
 
 def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsConfig,
@@ -118,6 +132,9 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
     snapshots = app.Table(SNAPSHOTS, partitions=1, key_type=bytes, value_type=bytes,
                           help="The cases stage's book as of a journal entry: chunks, manifest.")
     held: dict[str, CaseStage] = {}
+    # Each input partition in offset order from the stage's own position (streams.rules.positions)
+    order = InOrder(app, metrics, transactional=cfg.processing_guarantee == "exactly_once",
+                    reseek_s=cfg.hole_check_s or 10.0)
     # (journal entries, inputs taken) of the snapshot the held stage last wrote or came from.
     last_snapshot: dict[str, tuple[int, int]] = {}
     snapshot_task: dict[str, asyncio.Task[None]] = {}  # the snapshot being written, if any
@@ -146,7 +163,12 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
         return fresh
 
     def rebuild() -> CaseStage:
-        """The newest usable snapshot plus the journal after it, else a full replay."""
+        """The newest usable snapshot plus the journal after it, else a full replay; the book
+        built is then out of the cyclic collector's passes (:mod:`streams.heap`)."""
+        with restoring(cfg.gc_freeze_restored):
+            return _rebuild()
+
+    def _rebuild() -> CaseStage:
         started = time.perf_counter()
         present = {int(k) for k in journal.data}
         head = max(present, default=-1) + 1  # the journal's next entry
@@ -270,6 +292,7 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
     @app.on_partitions_revoked.connect
     async def _revoked(sender: Any, /, *args: Any, **kwargs: Any) -> None:
         stop_snapshot()
+        order.forget()
 
     @app.on_before_shutdown.connect
     async def _shutdown(sender: Any, /, *args: Any, **kwargs: Any) -> None:
@@ -341,32 +364,41 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
                 return
             taken: list[tuple[InputKind, bytes]] = []
             parts: list[Outputs] = []
+            moved = False  # a position moved: the batch is journaled
             try:
                 for event in batch:
                     msg = event.message
+                    if not await order.admit(current, msg):
+                        continue  # taken before, or records before it never were
                     kind = KIND_BY_TOPIC[msg.topic]
                     try:
                         parts.append(current.take(kind, msg.value))
                     except Exception as err:  # noqa: BLE001 - reject() logs bugs
                         await reject(topics, STAGE, msg, err)
                         metrics.rejected.inc()
+                        order.advance(current, msg)
+                        moved = True
                         continue
+                    order.advance(current, msg)
+                    moved = True
                     taken.append((kind, msg.value or b""))
                     metrics.inputs.labels(kind.name).inc()
                     # A deadline scan walks every case: let timers, heartbeats and the
                     # producer run between inputs, or a burst of ticks stalls the worker.
                     await asyncio.sleep(0)
                 await asyncio.gather(*await publish(batch_outputs(parts)))
-                if taken:
+                if moved:
                     # Acknowledged before the batch's inputs are (take_events acks them when
                     # this body is done): Faust's commit flushes its producer buffer only for
                     # 0.1 s per message, so an unawaited entry could be committed over, and a
                     # SIGKILL then loses its inputs from the record (seen: 35 of 150 cases).
-                    await put(journal, journal_key(current.entries), pack(taken))
+                    # The positions go in the same write as the inputs that moved them.
+                    await put(journal, journal_key(current.entries),
+                              pack(taken, current.positions))
             except BaseException:
                 held.pop("stage", None)  # the book ran ahead of the journal: rebuild it
                 raise
-            if taken:
+            if moved:
                 current.entries += 1
                 if snapshot_due(current):
                     start_snapshot(current)

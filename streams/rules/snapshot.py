@@ -155,6 +155,7 @@ class SnapshotWriter:
             raise ValueError(f"chunk_bytes must be at least {MIN_CHUNK_BYTES}")
         self._book, self._policies = stage.book, stage.policies
         self._clock, self._taken, self._entries = stage.clock, stage.taken, stage.entries
+        self._positions, self._legacy = dict(stage.positions), stage.legacy
         # Single-object encoding always: a snapshot never depends on a schema registry.
         self._codec = AvroCodec(store=stage.codec.store)
         self._limit = chunk_bytes
@@ -216,6 +217,7 @@ class SnapshotWriter:
             "policies": [[e.value, p.model_dump(mode="json")] for e, p in self._policies.items()],
             "commands": sorted(book.commands), "adoptable": sorted(book.adoptable),
             "cases": len(book.cases), "logs": len(book.logs),
+            "positions": self._positions, "legacy": self._legacy,
         })
         yield self._json(list(book.cases))
         for record in book.cases.values():
@@ -387,7 +389,10 @@ class _Reader:
                         adoptable=frozenset(head["adoptable"]))
         return CaseStage(self._codec, calendar, policies, book=book, taken=int(head["taken"]),
                          entries=int(head["entries"]),
-                         clock=datetime.fromisoformat(head["clock"]))
+                         clock=datetime.fromisoformat(head["clock"]),
+                         # a snapshot from before positions: a legacy stage, none known
+                         positions={str(k): int(v) for k, v in head.get("positions", {}).items()},
+                         legacy=bool(head.get("legacy", "positions" not in head)))
 
     def _log(self, cases: Mapping[str, CaseRecord]) -> tuple[str, CaseLog]:
         meta = self._json()

@@ -12,13 +12,17 @@ deterministic transition and order ids), so nothing takes effect twice.
 
 A journal entry holds the inputs of one batch: for each, ``kind`` (1 byte), length (4 bytes,
 big-endian) and the input's own Avro bytes exactly as consumed, so the journal replays under any
-later reader schema; one changelog write per batch, not per input.
+later reader schema; one changelog write per batch, not per input. It ends with the stage's
+positions after the batch (:mod:`.positions`; tag ``O``, length, JSON ``{"topic:partition":
+next offset}``), in the same write as the inputs that moved them. Entries written before
+positions were have none; an older worker cannot read the newer entries.
 """
 
 from __future__ import annotations
 
+import json
 import struct
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from enum import Enum
@@ -90,19 +94,51 @@ def jakarta_date(at: datetime) -> date:
 _LENGTH = struct.Struct(">I")
 
 
-def pack(inputs: Iterable[tuple[InputKind, bytes]]) -> bytes:
-    """One journal entry: the inputs of a batch, in the order they were taken."""
-    return b"".join(kind.value + _LENGTH.pack(len(value)) + value for kind, value in inputs)
+_POSITIONS = b"O"
 
 
-def unpack(entry: bytes) -> Iterator[tuple[InputKind, bytes]]:
+def pack(inputs: Iterable[tuple[InputKind, bytes]],
+         positions: Mapping[str, int] | None = None) -> bytes:
+    """One journal entry: the inputs of a batch, in the order they were taken, then the
+    stage's positions after it."""
+    body = b"".join(kind.value + _LENGTH.pack(len(value)) + value for kind, value in inputs)
+    if positions:
+        payload = json.dumps(dict(positions), sort_keys=True, separators=(",", ":")).encode()
+        body += _POSITIONS + _LENGTH.pack(len(payload)) + payload
+    return body
+
+
+def _frames(entry: bytes) -> Iterator[tuple[bytes, bytes]]:
     at = 0
     while at < len(entry):
-        kind = InputKind(entry[at:at + 1])
+        tag = entry[at:at + 1]
         (size,) = _LENGTH.unpack_from(entry, at + 1)
         start = at + 1 + _LENGTH.size
-        yield kind, entry[start:start + size]
+        yield tag, entry[start:start + size]
         at = start + size
+
+
+def read_entry(entry: bytes) -> tuple[list[tuple[InputKind, bytes]], dict[str, int] | None]:
+    """A journal entry's inputs, in order, and the positions it ends with (None: written
+    before positions were), in one pass over it."""
+    inputs: list[tuple[InputKind, bytes]] = []
+    positions = None
+    for tag, value in _frames(entry):
+        if tag == _POSITIONS:
+            positions = {str(k): int(v) for k, v in json.loads(value).items()}
+        else:
+            inputs.append((InputKind(tag), value))
+    return inputs, positions
+
+
+def unpack(entry: bytes) -> list[tuple[InputKind, bytes]]:
+    """The inputs of a journal entry, in order."""
+    return read_entry(entry)[0]
+
+
+def entry_positions(entry: bytes) -> dict[str, int] | None:
+    """The positions a journal entry ends with (None: written before positions were)."""
+    return read_entry(entry)[1]
 
 
 def input_time(record: AvroRecord) -> datetime:
@@ -119,7 +155,10 @@ class CaseStage:
 
     ``taken`` counts the inputs applied; ``entries`` the journal entries they came in, so the
     agent can tell whether the book it holds reflects its table after a rebalance. ``clock``:
-    the latest input time.
+    the latest input time. ``positions``: the next offset to take per input partition
+    (:mod:`.positions`), as the last journal entry or snapshot left them; ``legacy``: part of
+    the journal it came from was written before positions were (then a partition with no
+    position yet takes its first record as it comes; else from the partition's beginning).
     """
 
     codec: AvroCodec
@@ -129,6 +168,8 @@ class CaseStage:
     taken: int = 0
     entries: int = 0
     clock: datetime = EPOCH
+    positions: dict[str, int] = field(default_factory=dict)
+    legacy: bool = False
 
     def decode(self, kind: InputKind, value: bytes | None) -> AvroRecord:
         """The input's record, or InvalidMessage (undecodable, wrong schema, invalid)."""
@@ -182,7 +223,12 @@ class CaseStage:
         count, before = 0, self.taken
         for entry in entries:
             self.entries += 1
-            for kind, value in unpack(entry):
+            inputs, positions = read_entry(entry)
+            if positions is None:
+                self.legacy = True
+            else:
+                self.positions.update(positions)
+            for kind, value in inputs:
                 try:
                     self.take(kind, value)
                 except InvalidMessage as err:

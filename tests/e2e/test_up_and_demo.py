@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -56,7 +57,8 @@ def test_demo_sends_a_wave_and_shows_it(tmp_path: Path) -> None:
     proc = netral("demo", "--cases", "20", env={"NETRAL_HOME": str(tmp_path),
                                                 "NETRAL_BROKER_PORT": "0"}, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    got, wanted = re.search(r"(\d+)/(\d+) agency events normalised", proc.stdout).groups()
+    got, wanted = cast("re.Match[str]", re.search(r"(\d+)/(\d+) agency events normalised",
+                                                  proc.stdout)).groups()
     assert got == wanted and int(wanted) >= 20
     assert "2/2 junk records dead-lettered" in proc.stdout
     assert (tmp_path / "simulations" / "demo.truth.jsonl").exists()

@@ -1,13 +1,16 @@
-"""``python -m tests.integration.hole_worker TOPIC OUT FIRST LAST silent|noted``: a Faust worker
-on the hub's :class:`~streams.rebalance.RebalanceSafeConsumer` whose consumer hands offsets
-FIRST..LAST of partition 0 to no stream the first time they come, as Faust did across a
-rebalance. Its agent copies every value of TOPIC to OUT. ``silent``: nothing tells the consumer,
-and its watchdog must find the partition stuck behind its committed offset; ``noted``: the drop
-is reported as the consumer's own drops are, and it must seek back at once. The watch interval
+"""``python -m tests.integration.hole_worker TOPIC OUT FIRST LAST MODE``: a Faust worker on
+the hub's :class:`~streams.rebalance.RebalanceSafeConsumer`. Its agent copies every value of
+TOPIC to OUT. MODE ``silent`` and ``noted``: its consumer hands offsets FIRST..LAST of partition
+0 to no stream the first time they come, as Faust did across a rebalance; ``silent``: nothing
+tells the consumer, and its watchdog must find the partition stuck behind its committed offset;
+``noted``: the drop is reported as the consumer's own drops are, and it must seek back at once.
+``stuck``: nothing is dropped, but the agent never finishes offset FIRST, and the watchdog must
+report the partition as waiting on records in flight. The watch interval
 (NETRAL_WORKER_HOLE_CHECK_S), the bootstrap and the app id come from the environment."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from typing import Any
@@ -37,7 +40,7 @@ def main() -> None:
     lost: set[int] = set()
 
     async def callback(message: Message) -> Any:
-        if message.tp.partition == 0 and first <= message.offset <= last \
+        if mode != "stuck" and message.tp.partition == 0 and first <= message.offset <= last \
                 and message.offset not in lost:
             lost.add(message.offset)  # handed to no stream, its read offset still moves on
             if mode == "noted":
@@ -49,8 +52,10 @@ def main() -> None:
 
     @app.agent(source)
     async def copy(stream: faust.StreamT[bytes]) -> None:
-        async for value in stream:
-            await sink.send(value=value)
+        async for event in stream.events():
+            if mode == "stuck" and event.message.offset == first:
+                await asyncio.Event().wait()  # a send that never completes: held for ever
+            await sink.send(value=event.value)
 
     faust.Worker(app, loglevel="INFO", override_logging=False, redirect_stdouts=False,
                  quiet=True).execute_from_commandline()

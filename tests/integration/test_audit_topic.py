@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import RecordMetadata
 from sqlalchemy import Engine, select
 
@@ -27,7 +26,7 @@ from sinks.sql import migrate
 from sinks.sql.audit import Access, pending_count, record_access
 from sinks.sql.engine import create_sql_engine
 from sinks.sql.tables import audit_log, audit_outbox
-from tests.fixtures.kafka_tools import consume_until
+from tests.fixtures.kafka_tools import consume_until, create_topics
 from tests.fixtures.monitor_data import NIP_A1
 from tests.fixtures.monitor_server import MonitorServer, get
 from tests.fixtures.waiting import wait_until
@@ -112,7 +111,7 @@ def _log(engine: Engine, n: int, start: int = 0) -> None:
 class CrashAfterAck(AuditRelay):
     """A relay that dies after the broker acknowledged a batch, before it marks it."""
 
-    def mark(self, sent: Sequence[tuple[object, RecordMetadata]]) -> None:  # type: ignore[override]
+    def mark(self, sent: Sequence[tuple[object, RecordMetadata]]) -> None:
         raise KeyboardInterrupt("killed between ack and mark")
 
 
@@ -189,12 +188,7 @@ def test_without_the_topic_the_relay_warns_once_backs_off_and_loses_nothing(
             await wait_until(retried, 120, "the relay looked for the missing topic 4 times")
             assert not task.done(), "relay_forever must not end on a missing topic"
             assert _pending(log_db) == 3
-            admin = AIOKafkaAdminClient(**kafka.aiokafka_kwargs())
-            await admin.start()
-            try:
-                await admin.create_topics([NewTopic(topic, 1, 1)])
-            finally:
-                await admin.close()
+            await create_topics(kafka, [topic])
 
             async def relayed() -> bool:
                 return _pending(log_db) == 0 or task.done()

@@ -35,7 +35,7 @@ from schemas.topics import CASES, DEADLINE_TICKS, ORDERS_SIASN
 from streams.rules.escalation import order_id
 from tests.fixtures.kafka_tools import consume_until, produce
 from tests.fixtures.national_record import latest_cases
-from tests.fixtures.worker_process import WorkerProcess
+from tests.fixtures.worker_process import WorkerProcess, hub_warnings
 
 pytestmark = pytest.mark.integration
 CODEC = AvroCodec()
@@ -60,6 +60,7 @@ def test_sigkilled_workers_build_the_national_record_once(private_broker: KafkaC
 
     worker = WorkerProcess(private_broker, tmp_path, prefix="netral-kill")
     worker.start()
+    passed = False
     try:
         kill_at_random_moments(worker, rng, KILLS)
         seen: list[MergeScore] = []
@@ -105,11 +106,14 @@ def test_sigkilled_workers_build_the_national_record_once(private_broker: KafkaC
                 and latest_cases(rs)[c].state is CaseState.BLOCKED for c in overdue),
             timeout_s=120)))
         assert all(final[c].blocked and final[c].escalation_step == 3 for c in overdue)
+        passed = True
     finally:
         worker.stop()
         text = worker.log()
         if "Traceback" in text:
             print(f"--- worker log ---\n{text[-6000:]}")
+        elif not passed:  # a stall says nothing else in CI's output
+            print(f"--- worker log: what the worker warned of ---\n{hub_warnings(text)}")
 
 
 def tick(day: date) -> bytes:

@@ -39,15 +39,21 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from aiokafka import ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from connectors.scoring import score
 from connectors.sim_runner import publish_wave
 from connectors.simulator import SimConfig, Simulation, iter_truth_lines, simulate
+from hub.bootstrap import streams_config
 from hub.broker.cluster import LocalCluster
 from hub.broker.local import free_port
 from hub.commands.cases import SCAN_TIME, send_ticks, ticks_for
+from hub.commands.topics import topic_replication
+from hub.commands.worker import create_internal_topics
 from hub.kafka_admin import create_topics, read_to_end, wait_group_stable
 from hub.lag import read_lag
+from hub.settings import NetralSettings
 from schemas.codec import AvroCodec
 from schemas.dlq import DeadLetter
 from schemas.errors import HubError, RetriableError
@@ -67,6 +73,7 @@ from streams.rules.escalation import order_id
 from tests.fixtures.kafka_tools import consume_until, produce
 from tests.fixtures.national_record import latest_cases
 from tests.fixtures.waiting import wait_until
+from tests.fixtures.worker_process import hub_warnings
 from tests.helpers import REPO, netral
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -113,6 +120,40 @@ def test_workers_starting_together_all_create_the_one_partition_topics(
         results = asyncio.run(together(f"netral-race-{uuid.uuid4().hex[:8]}-changelog"))
         failed = [r for r in results if isinstance(r, BaseException)]
         assert not failed, f"round {round_}: {failed}"
+
+
+def test_a_worker_on_three_brokers_replicates_its_tables(cluster: LocalCluster) -> None:
+    """Unset, the worker's replication is the cluster's: its tables' changelogs (the cases
+    journal first) get RF 3 and min ISR 2 here. They had RF 1 while the hub's topics had 3,
+    so one broker down took the journal with it."""
+    conn = KafkaConnection(bootstrap=cluster.bootstrap(), client_id="netral-test")
+    settings = NetralSettings(kafka_bootstrap=conn.bootstrap,
+                              worker_app_id=f"netral-rf-{uuid.uuid4().hex[:6]}")
+    replication, min_insync = asyncio.run(topic_replication(settings, conn, "test"))
+    cfg = streams_config(settings).model_copy(update={"replication": replication})
+    assert (replication, min_insync, cfg.replication) == (3, 2, 3)
+    create_internal_topics(cfg, min_insync)
+    journal = f"{cfg.app_id}-cases-journal-changelog"
+
+    seen: list[tuple[list[int], str | None]] = []
+
+    async def replicated() -> bool:  # a broker other than the creating one may not know it yet
+        admin = AIOKafkaAdminClient(**conn.aiokafka_kwargs())
+        await admin.start()
+        try:
+            (topic,) = await admin.describe_topics([journal])
+            configs = await admin.describe_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, journal)])
+        finally:
+            await admin.close()
+        entries = {e[0]: e[1] for e in configs[0].resources[0][4]}
+        seen.append(([len(p["replicas"]) for p in topic["partitions"]],
+                     entries.get("min.insync.replicas")))
+        return bool(seen[-1][0]) and seen[-1][1] is not None
+
+    asyncio.run(wait_until(replicated, 30, lambda: f"{journal} described with its partitions "
+                                                   f"and min ISR (last: {seen[-1]})"))
+    assert seen[-1] == ([3], "2")
 
 
 @dataclass
@@ -180,6 +221,7 @@ def test_the_pipeline_loses_and_duplicates_nothing_under_faults(cluster: LocalCl
                NETRAL_SIASN_BREAKER_RESET_S="2", NETRAL_LOG_LEVEL="INFO")
     svc = Services(env, tmp_path)
     counts: dict[str, str] = {}
+    passed = False
     try:
         svc.start("mock-siasn", "mock-siasn", "--port", str(siasn_port), "--error-rate", "0.3",
                   "--seed", "3")
@@ -262,7 +304,8 @@ def test_the_pipeline_loses_and_duplicates_nothing_under_faults(cluster: LocalCl
 
         async def sql_caught_up() -> bool:
             with engine.connect() as c:
-                rows = dict(c.execute(sa.text("SELECT case_id, state FROM cases")).all())
+                rows: dict[str, str] = dict(
+                    c.execute(sa.text("SELECT case_id, state FROM cases")).all())
             return all(rows.get(k) == v.state.value for k, v in final.items())
 
         asyncio.run(wait_until(sql_caught_up, 180, "SQL record matching netral.cases"))
@@ -308,6 +351,7 @@ def test_the_pipeline_loses_and_duplicates_nothing_under_faults(cluster: LocalCl
         })
         assert len(final) == len(truth) == sql_cases
         assert len(reasons) == len(POISON)
+        passed = True
     finally:
         svc.stop_all()
         print("\n--- fault injection: counts against the ground truth ---")
@@ -317,6 +361,8 @@ def test_the_pipeline_loses_and_duplicates_nothing_under_faults(cluster: LocalCl
             text = svc.log(name)
             if "Traceback" in text:
                 print(f"--- {name} log (tail) ---\n{text[-3000:]}")
+            elif not passed and name.startswith("worker"):  # CI's output is all there is
+                print(f"--- {name} log: what the worker warned of ---\n{hub_warnings(text)}")
 
 
 async def _answers(url: str) -> bool:

@@ -7,10 +7,10 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 import pytest
@@ -26,6 +26,11 @@ from schemas.kafka import KafkaConnection
 from schemas.topics import Agency
 from tests.fixtures.kafka_tools import consume_until
 from tests.unit.test_connectors_native import BAWASLU
+
+if TYPE_CHECKING:
+    from requests.structures import CaseInsensitiveDict
+    from schemathesis.core.result import Ok
+    from schemathesis.schemas import APIOperation
 
 pytestmark = pytest.mark.integration
 
@@ -131,7 +136,7 @@ def test_rate_limit_per_key(topics: KafkaConnection, tmp_path: Path, unique: str
 def test_no_input_gets_a_500(server: Server) -> None:
     """schemathesis generates requests from the OpenAPI document (pytest-9-safe API, no plugin)."""
     api = schemathesis.openapi.from_url(f"{server.url}/openapi.json")
-    operations = [result.ok() for result in api.get_all_operations()]
+    operations = [cast("Ok[APIOperation]", result).ok() for result in api.get_all_operations()]
     assert operations, "the OpenAPI document lists no operation"
     failures: list[str] = []
 
@@ -142,8 +147,11 @@ def test_no_input_gets_a_500(server: Server) -> None:
                   suppress_health_check=list(HealthCheck))
         def run(case: schemathesis.Case) -> None:
             # generated keys (usually invalid) stay: they must get a 401, never a 500
-            if not (case.headers or {}).get("X-API-Key"):
-                case.headers = {**(case.headers or {}), "X-API-Key": server.keys[Agency.BAWASLU]}
+            headers: Mapping[str, Any] = case.headers or {}
+            if not headers.get("X-API-Key"):
+                # a plain dict, as before: Case.headers is typed as requests' CaseInsensitiveDict
+                case.headers = cast("CaseInsensitiveDict[Any]",
+                                    {**headers, "X-API-Key": server.keys[Agency.BAWASLU]})
             response = case.call()
             if response.status_code >= 500:
                 failures.append(f"{case.method} {case.formatted_path}: {response.status_code} "

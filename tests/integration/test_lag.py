@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from hub.broker.local import free_port
 from hub.lag import LagCollector, read_lag
 from schemas.kafka import KafkaConnection
+from tests.fixtures.kafka_tools import create_topics
 from tests.helpers import REPO, netral
 
 pytestmark = pytest.mark.integration
@@ -26,12 +26,7 @@ LIBS = REPO / ".netral" / "dist" / "kafka-3.9.1" / "libs"
 
 async def backlog(conn: KafkaConnection, topic: str, group: str) -> None:
     """Partition 0: 10 records, committed 4 (lag 6); partition 1: 3 records, committed 3."""
-    admin = AIOKafkaAdminClient(**conn.aiokafka_kwargs())
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, 2, 1)])
-    finally:
-        await admin.close()
+    await create_topics(conn, [topic], partitions=2)
     producer = AIOKafkaProducer(**conn.aiokafka_kwargs(), acks="all")
     await producer.start()
     try:
@@ -142,7 +137,7 @@ def test_a_group_behind_for_too_long_raises_one_ops_alert(topics: KafkaConnectio
     server = serve_app(app)
     next(server)
     try:
-        records = asyncio.run(consume_until(topics, ["netral.alerts"], lambda rs: ours(rs),
+        records = asyncio.run(consume_until(topics, ["netral.alerts"], lambda rs: bool(ours(rs)),
                                             timeout_s=60))
         first = ours(records)
         assert len(first) == 1 and "6 messages" in first[0].detail

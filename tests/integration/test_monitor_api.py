@@ -9,9 +9,9 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 import pytest
@@ -34,6 +34,11 @@ from tests.fixtures.monitor_data import NIP_A1, NIP_A2
 from tests.fixtures.monitor_server import ROLES, MonitorServer, serve_app, serve_monitor
 from tests.fixtures.waiting import wait_until
 from tests.helpers import REPO, netral
+
+if TYPE_CHECKING:
+    from requests.structures import CaseInsensitiveDict
+    from schemathesis.core.result import Ok
+    from schemathesis.schemas import APIOperation
 
 pytestmark = pytest.mark.integration
 
@@ -265,7 +270,7 @@ def test_health_and_metrics(server: MonitorServer) -> None:
 def test_no_input_gets_a_500(server: MonitorServer) -> None:
     """schemathesis over the monitoring operations, as a national and as a provincial key."""
     api = schemathesis.openapi.from_url(f"{server.url}/openapi.json")
-    operations = [r.ok() for r in api.get_all_operations()]
+    operations = [cast("Ok[APIOperation]", r).ok() for r in api.get_all_operations()]
     operations = [op for op in operations if not op.path.startswith("/v1/ingest")]
     assert {op.path for op in operations} >= {"/v1/cases", "/v1/cases/{case_id}",
                                               "/v1/asn/{nip}", "/v1/stats", "/v1/alerts",
@@ -283,8 +288,10 @@ def _fuzz(server: MonitorServer, operation: Any, key: str, failures: list[str]) 
               suppress_health_check=list(HealthCheck))
     def run(case: schemathesis.Case) -> None:
         # generated keys (usually invalid) stay: they must get a 401, never a 500
-        if not (case.headers or {}).get("X-API-Key"):
-            case.headers = {**(case.headers or {}), "X-API-Key": key}
+        headers: Mapping[str, Any] = case.headers or {}
+        if not headers.get("X-API-Key"):
+            # a plain dict, as before: Case.headers is typed as requests' CaseInsensitiveDict
+            case.headers = cast("CaseInsensitiveDict[Any]", {**headers, "X-API-Key": key})
         response = case.call()
         if response.status_code >= 500:
             failures.append(f"{case.method} {case.formatted_path}: "

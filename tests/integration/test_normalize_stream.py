@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import pytest
 
@@ -90,7 +91,8 @@ def test_good_records_become_canonical_events(stream_worker: dict[str, str],
         assert ev.case_ref == r.register_number
     # keyed by NIP, so every event about one person meets in one partition downstream
     by_id = {CANONICAL_ID(rec): rec.key for rec in records}
-    assert all(by_id[f"bawaslu:{r.source_id}"] == r.accused.nip.encode() for r in reports)
+    assert all(by_id[f"bawaslu:{r.source_id}"] == cast(str, r.accused.nip).encode()
+               for r in reports)
 
 
 def CANONICAL_ID(rec: object) -> str | None:

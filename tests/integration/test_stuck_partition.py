@@ -17,11 +17,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from hub.commands.up import stop_process
 from schemas.kafka import KafkaConnection
-from tests.fixtures.kafka_tools import consume_until, produce
+from tests.fixtures.kafka_tools import consume_until, create_topics, produce
+from tests.fixtures.waiting import wait_until
 from tests.helpers import REPO
 
 pytestmark = pytest.mark.integration
@@ -36,7 +36,7 @@ def test_records_handed_to_no_stream_are_read_again(kafka: KafkaConnection, tmp_
     run = uuid.uuid4().hex[:6]
     source, out = f"test.hole.in.{run}", f"test.hole.out.{run}"
     values = [f"v{i}".encode() for i in range(20)]
-    asyncio.run(_create(kafka, [source, out]))
+    asyncio.run(create_topics(kafka, [source, out]))
     asyncio.run(produce(kafka, source, [(b"k", v, None) for v in values]))
     env = {k: v for k, v in os.environ.items() if not k.startswith("NETRAL_")}
     env.update(NETRAL_KAFKA_BOOTSTRAP=kafka.bootstrap, NETRAL_HOME=str(tmp_path),
@@ -59,10 +59,33 @@ def test_records_handed_to_no_stream_are_read_again(kafka: KafkaConnection, tmp_
     assert line.format(source=source) in text, text[-4000:]
 
 
-async def _create(conn: KafkaConnection, names: list[str]) -> None:
-    admin = AIOKafkaAdminClient(**conn.aiokafka_kwargs())
-    await admin.start()
+def test_a_partition_held_in_flight_is_reported(kafka: KafkaConnection, tmp_path: Path) -> None:
+    """The watchdog cannot seek back a partition whose records a stage still holds; when
+    nothing of it moves for WAITING_REPORT intervals it says so, with its offsets."""
+    run = uuid.uuid4().hex[:6]
+    source, out = f"test.held.in.{run}", f"test.held.out.{run}"
+    asyncio.run(create_topics(kafka, [source, out]))
+    asyncio.run(produce(kafka, source, [(b"k", f"v{i}".encode(), None) for i in range(10)]))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NETRAL_")}
+    env.update(NETRAL_KAFKA_BOOTSTRAP=kafka.bootstrap, NETRAL_HOME=str(tmp_path),
+               NETRAL_WORKER_APP_ID=f"test-held-{run}", NETRAL_WORKER_HOLE_CHECK_S="1")
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out_file:
+        proc = subprocess.Popen([sys.executable, "-m", "tests.integration.hole_worker", source,
+                                 out, "3", "3", "stuck"], env=env, cwd=REPO, stdout=out_file,
+                                stderr=subprocess.STDOUT)
+    line = (f"topic='{source}', partition=0) has not moved for 3 s with records in flight: "
+            "committed offset 3")
+
+    async def reported() -> bool:
+        return line in log.read_text()
+
     try:
-        await admin.create_topics([NewTopic(n, 1, 1) for n in names])
+        got = asyncio.run(consume_until(kafka, [out], lambda rs: len(rs) >= 3, timeout_s=120))
+        asyncio.run(wait_until(reported, 60, lambda: log.read_text()[-4000:]))
     finally:
-        await admin.close()
+        stop_process(proc)
+    assert [r.value for r in got] == [b"v0", b"v1", b"v2"]
+    text = log.read_text()
+    assert line in text, text[-4000:]
+    assert "from offset 3; the stage holding them may be stuck" in text, text[-4000:]

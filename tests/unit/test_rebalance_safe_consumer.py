@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import faust
 import pytest
@@ -19,6 +20,9 @@ from schemas.kafka import KafkaConnection
 from streams.app import create_app
 from streams.config import StreamsConfig
 from streams.rebalance import ReadOffsets, RebalanceSafeConsumer
+
+if TYPE_CHECKING:
+    from faust.transport.conductor import Conductor
 
 pytestmark = pytest.mark.unit
 P = TP("netral.raw.bawaslu", 2)
@@ -68,9 +72,10 @@ def test_faust_seeks_through_update_always_land(app: faust.App) -> None:
     assert offsets[P] == 41 and offsets.refused == 0
 
 
-def _worker_app(tmp_path: Path) -> faust.App:
+def _worker_app(tmp_path: Path, guarantee: str = "at_least_once") -> faust.App:
     cfg = StreamsConfig(app_id="test-rebalance-app", data_dir=tmp_path,
-                        kafka=KafkaConnection(bootstrap="127.0.0.1:1", client_id="t"))
+                        kafka=KafkaConnection(bootstrap="127.0.0.1:1", client_id="t"),
+                        processing_guarantee=guarantee)
     return create_app(cfg)
 
 
@@ -88,8 +93,9 @@ def test_the_worker_app_uses_the_safe_consumer(tmp_path: Path) -> None:
 def test_a_message_the_stream_skipped_is_not_committable(tmp_path: Path) -> None:
     """Faust acks what the stream skips (older generation, flow suspended): not recorded."""
     app = _worker_app(tmp_path)
-    consumer = app.consumer
-    app.topics._acking_topics.add(P.topic)  # as the conductor does once the agents subscribe
+    consumer = cast(RebalanceSafeConsumer, app.consumer)
+    # as the conductor does once the agents subscribe
+    cast("Conductor", app.topics)._acking_topics.add(P.topic)
     app.consumer_generation_id = 2
     app.flow_control.resume()
     assert consumer.ack(_message(0, 1)) is False  # fetched before the rebalance
@@ -103,7 +109,7 @@ def test_a_message_the_stream_skipped_is_not_committable(tmp_path: Path) -> None
 
 def test_no_commit_over_an_offset_nobody_acked(tmp_path: Path) -> None:
     """Faust commits over one missing offset at the head of the acked ones (#606): not here."""
-    consumer = _worker_app(tmp_path).consumer
+    consumer = cast(RebalanceSafeConsumer, _worker_app(tmp_path).consumer)
     consumer._committed_offset[P] = 79
     consumer._acked[P] = [80, 81]
     assert consumer._new_offset(P) is None  # 79 is still to come
@@ -117,7 +123,7 @@ def test_no_commit_over_an_offset_nobody_acked(tmp_path: Path) -> None:
 async def test_a_batch_fetched_before_a_seek_never_reaches_the_streams(tmp_path: Path) -> None:
     """Faust stamps the generation at delivery: a batch requested before the seek, delivered
     after it, carries the new generation. The seek epoch tells it apart."""
-    consumer = _worker_app(tmp_path).consumer
+    consumer = cast(RebalanceSafeConsumer, _worker_app(tmp_path).consumer)
     consumer._fetched_epoch = {P: consumer._seek_epoch[P]}  # a batch requested...
     consumer._sought([P])  # ...then a seek back to the committed offset 25
     consumer._read_offset.update({P: 25})
@@ -131,7 +137,7 @@ async def test_a_batch_fetched_before_a_seek_never_reaches_the_streams(tmp_path:
 def test_a_batch_requested_before_a_seek_but_fetched_after_it_is_kept(tmp_path: Path) -> None:
     """The consumer thread runs a long poll and a seek side by side: a batch requested before
     the seek can come from the sought offset. It starts exactly there, and is kept."""
-    consumer = _worker_app(tmp_path).consumer
+    consumer = cast(RebalanceSafeConsumer, _worker_app(tmp_path).consumer)
     consumer._sought([P])
     assert not consumer._fetched_after_seek(P, 25)  # the sought offset not known yet
     consumer._expected[P] = 25  # seek_to_committed() learnt it
@@ -143,8 +149,9 @@ def test_a_batch_requested_before_a_seek_but_fetched_after_it_is_kept(tmp_path: 
 
 async def test_lost_offsets_are_no_gap_to_commit_over(tmp_path: Path) -> None:
     """Records 7..14 dropped as stale, the next delivered record 15: Faust's gap tracking would
-    take 7..14 for compacted away and commit over them. Lost offsets come again: no gap."""
-    consumer = _worker_app(tmp_path).consumer
+    take 7..14 for compacted away and commit over them. Lost offsets come again: no gap.
+    (Under exactly_once, where gaps are transaction markers: at_least_once records none.)"""
+    consumer = cast(RebalanceSafeConsumer, _worker_app(tmp_path, "exactly_once").consumer)
     consumer._committed_offset[P] = 5  # the commit lags: 5 and 6 done, not yet committed
     consumer._lost(P, 7)
     await consumer._add_gap(P, 7, 15)  # as the drain loop calls it for record 15
@@ -161,7 +168,7 @@ async def test_lost_offsets_are_no_gap_to_commit_over(tmp_path: Path) -> None:
 def test_a_lost_offset_past_unacked_ones_is_read_from_the_commit(tmp_path: Path) -> None:
     """Lost offset 145 with the commit at 51: the seek back goes to 145 only when 51..144 were
     all acked (or are gaps Faust saw); otherwise they are lost too, and it goes to 51."""
-    consumer = _worker_app(tmp_path).consumer
+    consumer = cast(RebalanceSafeConsumer, _worker_app(tmp_path).consumer)
     assert not consumer._acked_up_to(P, 51, 145)  # nothing acked: read from the commit
     consumer._acked_index[P] = set(range(51, 145))
     assert consumer._acked_up_to(P, 51, 145)
@@ -175,7 +182,7 @@ def test_a_lost_offset_past_unacked_ones_is_read_from_the_commit(tmp_path: Path)
 def test_the_untaken_rest_of_a_batch_is_read_again(tmp_path: Path) -> None:
     """Faust's getmany leaves out the rest of a batch when the flow stops or the generation
     changes (and a paused partition's records), silently: those offsets are marked lost."""
-    consumer = _worker_app(tmp_path).consumer
+    consumer = cast(RebalanceSafeConsumer, _worker_app(tmp_path).consumer)
     other = TP("netral.events", 1)
     consumer._batch = {P: (10, 19), other: (3, 5)}
     consumer._reached = {P: 14}  # 15..19 never reached the callback, nothing of `other`
@@ -191,8 +198,89 @@ def test_the_untaken_rest_of_a_batch_is_read_again(tmp_path: Path) -> None:
 def test_a_compacted_topic_keeps_fausts_head_gap(tmp_path: Path) -> None:
     """On netral.cases (compacted) one offset missing at the head is a compacted record: the
     commit goes over it, as Faust does, instead of waiting for a record that will not come."""
-    consumer = _worker_app(tmp_path).consumer
+    consumer = cast(RebalanceSafeConsumer, _worker_app(tmp_path).consumer)
     cases = TP("netral.cases", 3)
     consumer._committed_offset[cases] = 154
     consumer._acked[cases] = [155, 156]
     assert consumer._new_offset(cases) == 157
+
+
+async def test_a_gap_over_acked_offsets_is_committed_in_one_go(tmp_path: Path) -> None:
+    """Read again from its commit after a SIGKILL, a partition's read offset lagged behind the
+    records handed over, so the drain loop took acked records for a gap. Faust added the gap's
+    offsets to the acked ones a second time, and its run of consecutive offsets stopped at each
+    duplicate: one offset per commit (robinhood/faust #625). Here the whole run commits."""
+    consumer = cast(RebalanceSafeConsumer, _worker_app(tmp_path, "exactly_once").consumer)
+    consumer._committed_offset[P] = 999
+    await consumer._add_gap(P, 1000, 1201)  # as the drain loop calls it for record 1201
+    consumer._acked[P] = list(range(999, 1328))
+    consumer._acked_index[P] = set(range(999, 1328))
+    assert consumer._new_offset(P) == 1328
+    assert consumer._acked[P] == [] and not consumer._acked_index[P]
+    assert not consumer._gap[P], "the gap below the commit is used up"
+
+
+async def test_the_record_that_ends_a_gap_is_no_gap(tmp_path: Path) -> None:
+    """The drain loop passes the offset of the record it hands over as the gap's end: that
+    record is committable only once acked (else a crash before its ack would skip it)."""
+    consumer = cast(RebalanceSafeConsumer, _worker_app(tmp_path, "exactly_once").consumer)
+    consumer._committed_offset[P] = 10
+    consumer._acked[P] = [10]
+    await consumer._add_gap(P, 11, 13)  # 11 and 12 a transaction marker; 13 being handed over
+    assert consumer._new_offset(P) == 11
+    consumer._committed_offset[P] = 11
+    consumer._acked[P] = [14]  # 13 not acked yet: 11, 12 are a gap, 13 is not
+    assert consumer._new_offset(P) is None
+    consumer._acked[P] = [13, 14]
+    assert consumer._new_offset(P) == 15
+
+
+def test_a_partition_never_committed_commits_from_where_its_reading_started(
+        tmp_path: Path) -> None:
+    """No committed offset yet: the reading's start (the beginning) is the floor. Offsets
+    263.. acked while 0..262 come again after a seek back: no commit over them."""
+    consumer = cast(RebalanceSafeConsumer, _worker_app(tmp_path).consumer)
+    events = TP("netral.events", 0)
+    consumer._start[events] = 0  # as seek_to_committed records a partition sought to its start
+    consumer._acked[events] = list(range(263, 300))
+    consumer._acked_index[events] = set(range(263, 300))
+    assert consumer._new_offset(events) is None, "0..262 would be committed over"
+    consumer._acked[events] = list(range(0, 300))
+    consumer._acked_index[events] = set(range(0, 300))
+    assert consumer._new_offset(events) == 300
+
+
+def test_a_lost_offset_of_a_partition_never_committed_is_read_from_its_start(
+        tmp_path: Path) -> None:
+    """Seen: offset 464 lost, no commit yet, 0..463 not all handed over: the seek back went
+    to 464 and 0..463 were never read again. It goes to the reading's start."""
+    consumer = cast(RebalanceSafeConsumer, _worker_app(tmp_path).consumer)
+    events = TP("netral.events", 0)
+    assert consumer._read_from(events, 464) == 464  # nothing known: as before
+    consumer._start[events] = 0
+    assert consumer._read_from(events, 464) == 0
+    consumer._acked_index[events] = set(range(0, 464))
+    assert consumer._read_from(events, 464) == 464  # all before it done: only it again
+    consumer._committed_offset[events] = 500
+    assert consumer._read_from(events, 464) == 500  # below the commit: from the commit
+
+
+async def test_without_transactions_a_jump_in_offsets_is_no_gap(tmp_path: Path) -> None:
+    """at_least_once: nothing writes transaction markers into the hub's inputs, so a jump from
+    37 to 592 on netral.events is records never seen (a 3-worker run committed over 38..591
+    and lost them). No gap is recorded: the commit waits at 38. A changelog keeps Faust's
+    gaps (compaction)."""
+    consumer = cast(RebalanceSafeConsumer, _worker_app(tmp_path).consumer)
+    events = TP("netral.events", 0)
+    consumer._committed_offset[events] = 38
+    await consumer._add_gap(events, 38, 592)  # as the drain loop calls it for record 592
+    assert not consumer._gap[events]
+    consumer._acked[events] = list(range(592, 600))
+    consumer._acked_index[events] = set(range(592, 600))
+    assert consumer._new_offset(events) is None, "38..591 would be committed over"
+    changelog = TP("netral-streams-cases-journal-changelog", 0)
+    await consumer._add_gap(changelog, 5, 9)
+    assert consumer._gap[changelog]
+    results = TP("netral.orders.siasn.results", 1)  # the SIASN adapter writes transactions
+    await consumer._add_gap(results, 5, 7)
+    assert consumer._gap[results]

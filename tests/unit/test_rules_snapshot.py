@@ -372,3 +372,20 @@ def test_a_case_log_keeps_the_events_bytes_as_consumed() -> None:
     again = load_event(kept[0])
     assert (again.event_id, again.occurred_at, again.event_type) == (
         kept[0].event_id, kept[0].occurred_at, kept[0].event_type)
+
+
+def test_a_snapshot_keeps_the_stage_positions() -> None:
+    stage = CaseStage(CODEC, CAL, load_policies())
+    stage.positions.update({f"{EVENTS}:0": 61, "netral.deadline-ticks:0": 3})
+    chunks, manifest = dump(stage)
+    back = load(manifest, chunks, CODEC, CAL)
+    assert back.positions == stage.positions and not back.legacy
+    stage.legacy = True
+    chunks, manifest = dump(stage)
+    assert load(manifest, chunks, CODEC, CAL).legacy
+
+
+def test_a_snapshot_from_before_positions_restores_a_legacy_stage() -> None:
+    manifest = Manifest.decode((DATA / "snapshot-format1.manifest.json").read_bytes())
+    loaded = load(manifest, [(DATA / "snapshot-format1.chunk").read_bytes()], CODEC, CAL)
+    assert loaded.positions == {} and loaded.legacy

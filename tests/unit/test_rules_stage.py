@@ -15,6 +15,7 @@ from schemas.models import (
     EventType,
     OrderAction,
     OrderOutcome,
+    SiasnOrder,
     SiasnOrderResult,
 )
 from streams.rules.stage import CaseStage, InputKind, jakarta_date, pack, unpack
@@ -72,7 +73,7 @@ def test_jakarta_date_is_the_wib_calendar_day() -> None:
 
 def test_ticks_escalate_to_one_block_and_the_sanction_unblocks() -> None:
     stage = new_stage()
-    orders = []
+    orders: list[SiasnOrder] = []
     for kind, value in overdue_case_inputs():
         orders += stage.take(kind, value).orders
     assert [o.action for o in orders] == [OrderAction.BLOCK, OrderAction.UNBLOCK]

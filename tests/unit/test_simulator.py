@@ -43,7 +43,7 @@ def test_truth_covers_every_event_once_and_ids_are_unique() -> None:
 
 def test_duplicates_and_name_only_reports_at_their_rates() -> None:
     sim = simulate(SimConfig(cases=2000, seed=5, duplicate_rate=0.2, name_only_rate=0.1))
-    reports_per_case = Counter()
+    reports_per_case: Counter[str] = Counter()
     name_only = 0
     for ev in sim.events:
         if isinstance(ev.record, BawasluReport) and ev.record.review_outcome is None:

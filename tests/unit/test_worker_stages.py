@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ from streams.app import create_app
 from streams.config import STAGES, StreamsConfig
 
 pytestmark = pytest.mark.unit
-LOCAL = {"kafka_bootstrap": "127.0.0.1:9"}  # an address only: nothing here connects
+LOCAL: dict[str, Any] = {"kafka_bootstrap": "127.0.0.1:9"}  # an address only: nothing here connects
 
 
 def _app(tmp_path: Path, stages: frozenset[str]) -> tuple[set[str], set[str]]:

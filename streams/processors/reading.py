@@ -1,0 +1,113 @@
+"""The cases stage takes each input partition in offset order, from its own journaled position.
+
+The rule is :mod:`streams.rules.positions`; this is its I/O: the partition's beginning for a
+stage that never took a record of it, and the seek back when records were skipped over. A
+partition is sought back once per ``reseek_s`` at most: the records fetched before the seek,
+still on their way, are skipped without seeking again. Records deleted by retention before the
+stage took them (a worker down longer than ``netral.events`` keeps its records) can never be
+read again: once the consumer has learnt the partition's log start, that is an error in the log
+and ``netral_cases_inputs_expired_total``, and the stage goes on from there, where a seek would
+only loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import faust
+from faust.types import TP, Message
+
+from ..metrics import StreamMetrics
+from ..rebalance import RebalanceSafeConsumer
+from ..rules.positions import Placement, gapless, place, position_key
+from ..rules.stage import CaseStage
+
+log = logging.getLogger(__name__)
+
+
+class InOrder:
+    """Admits a stage's records in offset order (see the module); one per cases agent.
+
+    The agent never calls into the consumer's thread: Faust's revocation waits for the
+    agents' records while that thread sits in the rebalance callback, so an agent waiting on
+    it there never finishes (a fresh-clone run of test_cases_stream stalled that way right
+    after a partition's beginning was asked for). The consumer's own task seeks back and
+    learns each partition's log start (:meth:`RebalanceSafeConsumer.read_again`).
+    """
+
+    def __init__(self, app: faust.App, metrics: StreamMetrics, *, transactional: bool,
+                 reseek_s: float) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.transactional = transactional
+        self.reseek_s = reseek_s
+        self.sought: dict[TP, tuple[int, float]] = {}  # per partition: position, when sought
+        self.fresh: set[TP] = set()  # partitions the stage never took a record of
+
+    async def admit(self, stage: CaseStage, message: Message) -> bool:
+        """Whether ``message`` is the next record ``stage`` has to take of its partition."""
+        tp = message.tp
+        key = position_key(message.topic, message.partition)
+        position = stage.positions.get(key)
+        if position is None and not stage.legacy:  # never took a record of it: from its start
+            position = stage.positions[key] = 0
+            self.fresh.add(tp)
+        placed = place(position, message.offset, gapless(message.topic, self.transactional))
+        if placed is Placement.NEXT:
+            self.sought.pop(tp, None)
+            self.fresh.discard(tp)
+            return True
+        self.metrics.skipped.labels(placed.value).inc()
+        if placed is Placement.AHEAD and position is not None:
+            start = self._log_start(tp)
+            if start is not None and start > position:  # never to be read again
+                self._moved_to_start(stage, tp, key, position, start)
+                return await self.admit(stage, message)
+            if not self._sought_recently(tp, position):
+                self._read_again(tp, position, message.offset)
+        return False
+
+    @staticmethod
+    def advance(stage: CaseStage, message: Message) -> None:
+        """``message`` was taken (or rejected to the DLQ): the position moves past it."""
+        stage.positions[position_key(message.topic, message.partition)] = message.offset + 1
+
+    def forget(self) -> None:
+        """After a rebalance: the seeks asked for belonged to the old assignment."""
+        self.sought.clear()
+
+    def _log_start(self, tp: TP) -> int | None:
+        consumer = self.app.consumer
+        return consumer.log_start.get(tp) if isinstance(consumer, RebalanceSafeConsumer) \
+            else None
+
+    def _moved_to_start(self, stage: CaseStage, tp: TP, key: str, position: int,
+                        start: int) -> None:
+        stage.positions[key] = start
+        if tp in self.fresh:  # a stage's first reading starts where the partition does
+            log.info("cases: %s starts at offset %d, its beginning", tp, start)
+            return
+        self.metrics.expired.inc(start - position)
+        log.error("cases: %s offsets %d..%d were deleted (retention) before the stage took "
+                  "them: the national record lacks them; going on from %d", tp, position,
+                  start - 1, start)
+
+    def _sought_recently(self, tp: TP, position: int) -> bool:
+        """Whether ``tp`` was sought back to ``position`` less than ``reseek_s`` ago: the
+        records fetched before that seek are still on their way."""
+        last = self.sought.get(tp)
+        return last is not None and last[0] == position \
+            and time.monotonic() - last[1] < self.reseek_s
+
+    def _read_again(self, tp: TP, position: int, offset: int) -> None:
+        consumer = self.app.consumer
+        if not isinstance(consumer, RebalanceSafeConsumer):
+            return  # Faust's own consumer (tests of other parts): nothing to ask
+        self.sought[tp] = (position, time.monotonic())
+        if tp not in self.fresh:
+            self.metrics.read_again.inc()
+            log.warning("cases: %s offset %d handed over before offsets %d..%d, which the "
+                        "stage never took: reading again from %d", tp, offset, position,
+                        offset - 1, position)
+        consumer.read_again(tp, position)
