@@ -186,6 +186,20 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
         self._read_again_from(partition, offset)
         await super().seek(partition, offset)
 
+    async def _seek(self, partition: TP, offset: int) -> None:
+        """Seek on the consumer's own thread. Faust's aiokafka driver calls aiokafka's
+        ``seek`` from the caller's thread (the worker's event loop): it deletes the fetcher's
+        prefetched records, which the consumer thread iterates meanwhile, and completes
+        futures of the thread's loop from outside it (its callbacks then run whenever that
+        loop happens to wake). Faust itself never seeks that way (its seeks go through
+        ``call_thread``); this consumer does, for every lost record it reads again."""
+        thread = self._thread
+
+        async def seek_in_thread() -> None:
+            thread._ensure_consumer().seek(partition, offset)
+
+        await thread.call_thread(seek_in_thread)
+
     def ack(self, message: Message) -> bool:
         """Record the ack only of a message processed in the current generation with the flow
         running; the others were skipped by the stream and are fetched again after the seek."""
