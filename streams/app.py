@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import faust
@@ -9,6 +10,7 @@ from mode import CrashingSupervisor
 
 from schemas.codec import AvroCodec
 
+from . import diagnostics
 from .config import StreamsConfig
 from .metrics import StreamMetrics
 from .processors import cases, early_warning, normalize
@@ -78,4 +80,10 @@ def create_app(cfg: StreamsConfig, codec: AvroCodec | None = None,
         cases.register(app, topics, codec, cfg, metrics or StreamMetrics())
     if "early-warning" in cfg.stages:
         early_warning.register(app, topics, codec, cfg)
+
+    @app.task
+    async def diagnose_on_signal() -> None:
+        # kill -USR1: the pending tasks' await chains in the log; -USR2: the threads' stacks
+        diagnostics.install(asyncio.get_running_loop())
+
     return app

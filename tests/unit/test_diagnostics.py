@@ -1,0 +1,54 @@
+"""SIGUSR1's dump names what each pending task waits on, through its whole await chain."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+
+import pytest
+
+from streams import diagnostics
+
+
+async def _inner(gate: asyncio.Event) -> None:
+    await gate.wait()
+
+
+async def _outer(gate: asyncio.Event) -> None:
+    await _inner(gate)
+
+
+def test_a_waiting_task_is_shown_with_every_coroutine_it_awaits_through() -> None:
+    async def main() -> list[str]:
+        gate = asyncio.Event()
+        task = asyncio.create_task(_outer(gate), name="stuck-stage")
+        await asyncio.sleep(0)
+        chains = diagnostics.task_chains(asyncio.get_running_loop())
+        gate.set()
+        await task
+        return chains
+
+    chains = asyncio.run(main())
+    stuck = next(c for c in chains if c.startswith("task stuck-stage"))
+    lines = stuck.splitlines()
+    assert [line.rsplit(" ", 1)[-1] for line in lines[1:4]] == ["_outer", "_inner", "wait"]
+    assert "waits on <Future pending" in lines[-1]
+
+
+def test_sigusr1_logs_the_chains(caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> None:
+        diagnostics.install(asyncio.get_running_loop())
+        gate = asyncio.Event()
+        task = asyncio.create_task(_outer(gate), name="stuck-stage")
+        await asyncio.sleep(0)
+        os.kill(os.getpid(), signal.SIGUSR1)
+        await asyncio.sleep(0.05)  # the handler runs on the loop
+        gate.set()
+        await task
+
+    with caplog.at_level(logging.WARNING, logger="streams.diagnostics"):
+        asyncio.run(main())
+    assert "task stuck-stage" in caplog.text
+    assert "_inner" in caplog.text
