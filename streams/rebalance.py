@@ -91,6 +91,7 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
     """
 
     hole_check_s: float = 10.0  # NETRAL_WORKER_HOLE_CHECK_S; 0: no watch
+    stop_commit_timeout_s: float = 15.0  # the final commit's bound (a stop must end)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -401,6 +402,29 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
             for tp in offsets:
                 self._committed_offset[tp] = known.get(tp)
         return bool(did_commit)
+
+    async def _commit(self, offsets: Mapping[TP, int]) -> bool:
+        """Faust's commit, which runs on the consumer's thread, except when that thread is
+        gone: a crashed agent crashes every service, the thread among them, and the
+        consumer's own stop then commits through it and waits for ever (seen: a worker with
+        a crashed agent never exited, its log ending at the consumer's "Stopping..."). Those
+        offsets stay uncommitted; the next start reads their records again (at-least-once).
+        """
+        thread = self._thread
+        if thread.should_stop:
+            log.warning("consumer: the consumer's thread has stopped (state %s): %d partitions' "
+                        "offsets not committed, their records are read again at the next "
+                        "start", thread.state, len(offsets))
+            return False
+        if not self.should_stop:
+            return await super()._commit(offsets)
+        try:  # stopping: the thread may stop under the call, whose answer then never comes
+            return await asyncio.wait_for(super()._commit(offsets), self.stop_commit_timeout_s)
+        except TimeoutError:
+            log.warning("consumer: the final commit of %d partitions did not complete in %.0f s "
+                        "(thread state %s): their records are read again at the next start",
+                        len(offsets), self.stop_commit_timeout_s, thread.state)
+            return False
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         """Faust forgets a revoked partition's offsets; so does this consumer's bookkeeping."""
