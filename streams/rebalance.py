@@ -109,6 +109,10 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
         self._read_offset = offsets
         self._fetched_epoch: dict[TP, int] = {}
         self._expected: dict[TP, int] = {}  # where each partition's last seek put it
+        # per partition: the offset of its last seek while no record has come from there yet
+        self._first_from: dict[TP, int] = {}
+        # per partition: the last span of offsets read over without a record: [start, end)
+        self.no_records: dict[TP, tuple[int, int]] = {}
         # partitions without a committed offset: the offset their reading started from
         self._start: dict[TP, int] = {}
         # the group's committed offsets: as the last seek read them, or the last commit made
@@ -135,6 +139,9 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
                                 tp, message.offset)
                 self._lost(tp, message.offset)
                 return None
+            sought = self._first_from.pop(tp, None)
+            if sought is not None and message.offset > sought:
+                self._read_over(tp, sought, message.offset)
             floor = self._lost_floor.get(tp)
             if floor is not None and message.offset <= floor:
                 del self._lost_floor[tp]  # it is here again
@@ -184,6 +191,7 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
     async def seek(self, partition: TP, offset: int) -> None:
         self._sought([partition])
         self._expected[partition] = offset
+        self._first_from[partition] = offset
         self._read_again_from(partition, offset)
         await super().seek(partition, offset)
 
@@ -264,6 +272,25 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
             if offset_to < offset_from:
                 return
         await super()._add_gap(tp, offset_from, offset_to)
+
+    def _read_over(self, tp: TP, start: int, first: int) -> None:
+        """Read from ``start`` (a seek), the first record to come was at ``first``: the
+        offsets between hold no record (transaction markers, or records of aborted
+        transactions; ``netral dlq replay`` writes the raw topics and ``netral.events`` in
+        transactions). Recorded as a gap, so the commit goes over them: on a topic where
+        every offset used to be taken for a record, a marker past the commit held it there
+        for ever (seen: ``netral.raw.bawaslu[3]`` committed at 1, the marker, acked 2..1553,
+        sought back every 20 s). The records come in offset order after a seek, so nothing
+        between can still be on its way."""
+        self.no_records[tp] = (start, first)
+        self._gap[tp].addi(start, first)
+        self._gap[tp].merge_overlaps()
+        floor = self._lost_floor.get(tp)
+        if floor is not None and start <= floor < first:
+            del self._lost_floor[tp]  # no record was lost there
+        log.info("consumer: %s offsets %d..%d hold no record (read from %d, the first record "
+                 "came at %d): transaction markers or aborted writes, committed over", tp,
+                 start, first - 1, start, first)
 
     def _read_again_from(self, tp: TP, offset: int) -> None:
         """``tp`` is read again from ``offset``: lost offsets from there on are no longer lost."""
@@ -452,6 +479,7 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
                 self._expected.pop(tp, None)  # unknown: Faust's own behaviour
             else:
                 self._expected[tp] = start
+                self._first_from[tp] = start
                 self._read_again_from(tp, start)
                 if not offset:
                     self._start[tp] = start

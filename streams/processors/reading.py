@@ -3,11 +3,13 @@
 The rule is :mod:`streams.rules.positions`; this is its I/O: the partition's beginning for a
 stage that never took a record of it, and the seek back when records were skipped over. A
 partition is sought back once per ``reseek_s`` at most: the records fetched before the seek,
-still on their way, are skipped without seeking again. Records deleted by retention before the
-stage took them (a worker down longer than ``netral.events`` keeps its records) can never be
-read again: once the consumer has learnt the partition's log start, that is an error in the log
-and ``netral_cases_inputs_expired_total``, and the stage goes on from there, where a seek would
-only loop.
+still on their way, are skipped without seeking again. Offsets the consumer read over without
+a record (transaction markers: ``netral dlq replay`` writes in transactions) are no records
+either: once a read from the position has found its first record further on, that record is
+the next. Records deleted by retention before the stage took them (a worker down longer than
+``netral.events`` keeps its records) can never be read again: once the consumer has learnt the
+partition's log start, that is an error in the log and ``netral_cases_inputs_expired_total``,
+and the stage goes on from there, where a seek would only loop.
 """
 
 from __future__ import annotations
@@ -54,6 +56,9 @@ class InOrder:
             position = stage.positions[key] = 0
             self.fresh.add(tp)
         placed = place(position, message.offset, gapless(message.topic, self.transactional))
+        if placed is Placement.AHEAD and position is not None \
+                and self._no_records_before(tp, position, message.offset):
+            placed = Placement.NEXT
         if placed is Placement.NEXT:
             self.sought.pop(tp, None)
             self.fresh.discard(tp)
@@ -76,6 +81,20 @@ class InOrder:
     def forget(self) -> None:
         """After a rebalance: the seeks asked for belonged to the old assignment."""
         self.sought.clear()
+
+    def _no_records_before(self, tp: TP, position: int, offset: int) -> bool:
+        """Whether the consumer, reading ``tp`` from ``position`` or before, found its first
+        record at ``offset``: the offsets between are no records (transaction markers, as
+        ``netral dlq replay`` writes), and a read again would only bring ``offset`` back."""
+        consumer = self.app.consumer
+        if not isinstance(consumer, RebalanceSafeConsumer):
+            return False
+        span = consumer.no_records.get(tp)
+        if span is None or not span[0] <= position < span[1] or offset != span[1]:
+            return False
+        log.info("cases: %s offsets %d..%d hold no record: taking offset %d next", tp,
+                 position, offset - 1, offset)
+        return True
 
     def _log_start(self, tp: TP) -> int | None:
         consumer = self.app.consumer

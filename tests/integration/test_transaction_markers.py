@@ -1,0 +1,103 @@
+"""Transaction markers in the stages' inputs are read over, not waited at.
+
+``netral dlq replay`` re-sends dead letters to their source topics (the raw topics,
+``netral.events``) in a Kafka transaction, whose commit marker takes an offset that is no
+record. The worker took every offset of those topics for a record: the group's commit waited
+at the marker for ever (seen on the session worker: ``netral.raw.bawaslu[3]`` committed at 1,
+acked 2..1553, sought back every 20 s), and the cases stage, whose next position was the
+marker, read the partition again and again without ever taking the record after it. Here a
+real worker (normalize + cases) gets records written in transactions and then plain ones, on
+one partition of each input; every record must reach the national record and the group's
+commit the end of each partition. Its own broker, so the topics hold only this module's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from schemas.codec import AvroCodec
+from schemas.kafka import KafkaConnection
+from schemas.topics import CASES, EVENTS, Agency, raw_topic
+from tests.factories import encode, report
+from tests.fixtures.kafka_tools import consume_until, produce
+from tests.fixtures.waiting import wait_until
+from tests.fixtures.worker_process import WorkerProcess
+from tests.integration.test_cases_positions import refs_in, reports
+
+pytestmark = pytest.mark.integration
+CODEC = AvroCodec()
+RAW = raw_topic(Agency.BAWASLU)
+RAW_0, EVENTS_0 = TopicPartition(RAW, 0), TopicPartition(EVENTS, 0)
+
+
+async def produce_in_transaction(conn: KafkaConnection, tp: TopicPartition,
+                                 records: list[tuple[bytes, bytes]]) -> None:
+    """Write ``records`` to ``tp`` in one committed transaction, as ``netral dlq replay``."""
+    producer = AIOKafkaProducer(**conn.aiokafka_kwargs(), acks="all", enable_idempotence=True,
+                                transactional_id=f"test-markers-{uuid.uuid4().hex[:6]}")
+    await producer.start()
+    try:
+        async with producer.transaction():
+            for key, value in records:
+                await producer.send(tp.topic, value=value, key=key, partition=tp.partition)
+    finally:
+        await producer.stop()
+
+
+async def committed_and_end(conn: KafkaConnection, group: str, tps: list[TopicPartition]
+                            ) -> dict[TopicPartition, tuple[int | None, int]]:
+    """Per partition: ``group``'s committed offset, and the partition's end offset."""
+    admin = AIOKafkaAdminClient(**conn.aiokafka_kwargs())
+    consumer = AIOKafkaConsumer(**conn.aiokafka_kwargs(), enable_auto_commit=False)
+    await admin.start()
+    await consumer.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group, partitions=tps)
+        ends = await consumer.end_offsets(tps)
+        return {tp: (offsets[tp].offset if tp in offsets else None, ends[tp]) for tp in tps}
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+def test_records_after_a_transaction_marker_are_taken_and_committed(
+        private_broker: KafkaConnection, tmp_path: Path) -> None:
+    raw = [report() for _ in range(6)]
+    events = reports(0, 10)
+    # each input partition: records in a transaction (then its marker), then plain records
+    asyncio.run(produce_in_transaction(private_broker, RAW_0, [
+        (r.source_id.encode(), encode(CODEC, r)) for r in raw[:3]]))
+    asyncio.run(produce_in_transaction(private_broker, EVENTS_0, [
+        (b"k", CODEC.encode_record(e, topic=EVENTS)) for e in events[:5]]))
+    asyncio.run(produce(private_broker, EVENTS, [
+        (b"k", CODEC.encode_record(e, topic=EVENTS), None) for e in events[5:]]))
+    worker = WorkerProcess(private_broker, tmp_path, prefix="netral-markers",
+                           NETRAL_WORKER_STAGES="normalize,cases")
+    worker.start()
+    try:
+        # the raw partition's marker comes while the worker reads
+        asyncio.run(produce(private_broker, RAW, [
+            (r.source_id.encode(), encode(CODEC, r), None) for r in raw[3:]]))
+        normalized = {f"bawaslu:{r.source_id}" for r in raw}
+        asyncio.run(consume_until(private_broker, [EVENTS], lambda rs: normalized <= {
+            CODEC.decode(r.value).value["event_id"] for r in rs}, timeout_s=120))
+        wanted = {e.case_ref for e in events}
+        records = asyncio.run(consume_until(private_broker, [CASES],
+                                            lambda rs: wanted <= refs_in(rs), timeout_s=120))
+        assert wanted <= refs_in(records)
+        assert "hold no record" in worker.log(), worker.log()[-4000:]
+
+        async def committed_to_the_end() -> bool:
+            state = await committed_and_end(private_broker, worker.app_id, [RAW_0, EVENTS_0])
+            return all(committed == end for committed, end in state.values())
+
+        asyncio.run(wait_until(committed_to_the_end, 60, lambda: str(asyncio.run(
+            committed_and_end(private_broker, worker.app_id, [RAW_0, EVENTS_0])))))
+    finally:
+        worker.stop()
