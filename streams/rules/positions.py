@@ -13,7 +13,9 @@ on, past records no stream had taken. So the stage keeps its own position per in
   never handed over: skipped, and the partition is read again from the position.
 
 Where offsets may be no record (transaction markers: the SIASN adapter's results, or every
-topic when the worker's own producer is transactional) a jump is taken as it comes.
+topic when the worker's own producer is transactional) a jump is taken as it comes. Elsewhere
+markers are rare (``netral dlq replay`` writes in transactions): a jump over one is taken once
+a read from the position has found its first record there (streams/processors/reading.py).
 Pure: no I/O.
 """
 

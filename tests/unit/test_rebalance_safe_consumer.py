@@ -120,6 +120,39 @@ def test_no_commit_over_an_offset_nobody_acked(tmp_path: Path) -> None:
     assert consumer._new_offset(P) == 84  # contiguous from the committed offset
 
 
+async def test_offsets_read_over_after_a_seek_are_committed_over(tmp_path: Path) -> None:
+    """Sought to 1, the first record came at 3: offsets 1 and 2 are no records (a transaction
+    marker), and the commit goes over them; the record at the sought offset itself is none."""
+    app = _worker_app(tmp_path)
+    consumer = cast(RebalanceSafeConsumer, app.consumer)
+    delivered: list[int] = []
+
+    async def stream(message: Message) -> None:
+        delivered.append(message.offset)
+
+    other = TP("netral.raw.bkn", 0)
+    cast("Conductor", app.topics)._tp_to_callback.update({P: stream, other: stream})
+    consumer._sought([P])
+    consumer._expected[P] = consumer._first_from[P] = 1  # as seek() records it
+    consumer._fetched_epoch = {P: consumer._seek_epoch[P]}  # a batch fetched after the seek
+    consumer._committed_offset[P] = 1
+    await consumer.callback(_message(3, 0))
+    assert consumer.no_records[P] == (1, 3)
+    consumer._acked[P] = [3]
+    assert consumer._new_offset(P) == 4
+    await consumer.callback(_message(4, 0))  # later records say nothing more
+    assert consumer.no_records[P] == (1, 3)
+
+    # read from 5, the first record at 5: no gap
+    consumer._sought([other])
+    consumer._expected[other] = consumer._first_from[other] = 5
+    consumer._fetched_epoch = {other: consumer._seek_epoch[other]}
+    await consumer.callback(Message(other.topic, 0, 5, 0.0, 0, None, b"k", b"v", None,
+                                    tp=other, generation_id=0))
+    assert other not in consumer.no_records and not consumer._gap[other]
+    assert delivered == [3, 4, 5]
+
+
 async def test_a_batch_fetched_before_a_seek_never_reaches_the_streams(tmp_path: Path) -> None:
     """Faust stamps the generation at delivery: a batch requested before the seek, delivered
     after it, carries the new generation. The seek epoch tells it apart."""
