@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import faulthandler
+import gc
+import inspect
 import logging
 import signal
 import sys
@@ -33,6 +35,8 @@ def _frames(awaitable: Any) -> Iterator[FrameType]:
             yield frame
         inner = (getattr(awaitable, "cr_await", None) or getattr(awaitable, "gi_yieldfrom", None)
                  or getattr(awaitable, "ag_await", None))
+        if isinstance(inner, asyncio.Task):  # awaiting another task: go on into it
+            inner = inner.get_coro()
         if inner is None:
             return
         awaitable = inner
@@ -48,6 +52,16 @@ def task_chains(loop: asyncio.AbstractEventLoop) -> list[str]:
             lines.append(f"    {code.co_filename}:{frame.f_lineno} {code.co_name}")
         # the future the task is suspended on (a sleep's, a call_thread promise, a queue's)
         lines.append(f"    waits on {getattr(task, '_fut_waiter', None)!r:.300}")
+        chains.append("\n".join(lines))
+    # An ``async for`` awaits an ``async_generator_asend``, which does not name its generator:
+    # the suspended async generators (a stream's batches, Faust's iterators) are listed here.
+    for agen in (o for o in gc.get_objects() if inspect.isasyncgen(o)):
+        if agen.ag_await is None:
+            continue
+        lines = [f"async generator {agen.ag_code.co_qualname}"]
+        for frame in _frames(agen):
+            code = frame.f_code
+            lines.append(f"    {code.co_filename}:{frame.f_lineno} {code.co_name}")
         chains.append("\n".join(lines))
     return chains
 

@@ -109,9 +109,11 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
         self._read_offset = offsets
         self._fetched_epoch: dict[TP, int] = {}
         self._expected: dict[TP, int] = {}  # where each partition's last seek put it
-        # per partition: the offset of its last seek while no record has come from there yet
-        self._first_from: dict[TP, int] = {}
-        # per partition: the last span of offsets read over without a record: [start, end)
+        # per partition: the offset of its last seek while no record has come from there yet,
+        # and whether that offset was checked against the log's start before the seek
+        self._first_from: dict[TP, tuple[int, bool]] = {}
+        # per partition: the last span of offsets, checked to be within the log, that a read
+        # went over without a record: [start, end)
         self.no_records: dict[TP, tuple[int, int]] = {}
         # partitions without a committed offset: the offset their reading started from
         self._start: dict[TP, int] = {}
@@ -140,8 +142,8 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
                 self._lost(tp, message.offset)
                 return None
             sought = self._first_from.pop(tp, None)
-            if sought is not None and message.offset > sought:
-                self._read_over(tp, sought, message.offset)
+            if sought is not None and message.offset > sought[0]:
+                self._read_over(tp, sought[0], message.offset, checked=sought[1])
             floor = self._lost_floor.get(tp)
             if floor is not None and message.offset <= floor:
                 del self._lost_floor[tp]  # it is here again
@@ -188,10 +190,12 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
                 self._lost(tp, first if reached is None else reached + 1)
         self._batch = {}
 
-    async def seek(self, partition: TP, offset: int) -> None:
+    async def seek(self, partition: TP, offset: int, *, within_log: bool = False) -> None:
+        """Faust's seek, with the bookkeeping above; ``within_log``: ``offset`` was checked
+        not to be below the partition's log start just before."""
         self._sought([partition])
         self._expected[partition] = offset
-        self._first_from[partition] = offset
+        self._first_from[partition] = (offset, within_log)
         self._read_again_from(partition, offset)
         await super().seek(partition, offset)
 
@@ -273,24 +277,27 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
                 return
         await super()._add_gap(tp, offset_from, offset_to)
 
-    def _read_over(self, tp: TP, start: int, first: int) -> None:
+    def _read_over(self, tp: TP, start: int, first: int, *, checked: bool) -> None:
         """Read from ``start`` (a seek), the first record to come was at ``first``: the
         offsets between hold no record (transaction markers, or records of aborted
         transactions; ``netral dlq replay`` writes the raw topics and ``netral.events`` in
-        transactions). Recorded as a gap, so the commit goes over them: on a topic where
-        every offset used to be taken for a record, a marker past the commit held it there
-        for ever (seen: ``netral.raw.bawaslu[3]`` committed at 1, the marker, acked 2..1553,
-        sought back every 20 s). The records come in offset order after a seek, so nothing
-        between can still be on its way."""
-        self.no_records[tp] = (start, first)
+        transactions), or, unless ``checked`` (the seek's offset was within the log), were
+        deleted by retention. Either way a gap the commit goes over: on a topic where every
+        offset used to be taken for a record, a marker past the commit held it there for ever
+        (seen: ``netral.raw.bawaslu[3]`` committed at 1, the marker, acked 2..1553, sought back
+        every 20 s). The records come in offset order after a seek, so nothing between can
+        still be on its way. Only a checked span tells the cases stage its next record
+        (:attr:`no_records`): records lost to retention are an error it must report."""
+        if checked:
+            self.no_records[tp] = (start, first)
         self._gap[tp].addi(start, first)
         self._gap[tp].merge_overlaps()
         floor = self._lost_floor.get(tp)
         if floor is not None and start <= floor < first:
             del self._lost_floor[tp]  # no record was lost there
         log.info("consumer: %s offsets %d..%d hold no record (read from %d, the first record "
-                 "came at %d): transaction markers or aborted writes, committed over", tp,
-                 start, first - 1, start, first)
+                 "came at %d): transaction markers or aborted writes%s, committed over", tp,
+                 start, first - 1, start, first, "" if checked else ", or deleted by retention")
 
     def _read_again_from(self, tp: TP, offset: int) -> None:
         """``tp`` is read again from ``offset``: lost offsets from there on are no longer lost."""
@@ -321,7 +328,7 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
                     self.lost_read_again += 1
                     log.info("consumer: %s read again from %s, as its stage asked (its log "
                              "starts at %s)", tp, max(offset, start), start)
-                    await self.seek(tp, max(offset, start))
+                    await self.seek(tp, max(offset, start), within_log=True)
             for tp, offset in lost.items():
                 if tp not in assigned:
                     self._lost_floor.pop(tp, None)  # moved to another worker
@@ -479,7 +486,7 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
                 self._expected.pop(tp, None)  # unknown: Faust's own behaviour
             else:
                 self._expected[tp] = start
-                self._first_from[tp] = start
+                self._first_from[tp] = (start, False)
                 self._read_again_from(tp, start)
                 if not offset:
                     self._start[tp] = start

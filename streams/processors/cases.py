@@ -406,6 +406,10 @@ def register(app: faust.App, topics: HubTopics, codec: AvroCodec, cfg: StreamsCo
             metrics.entries.set(current.entries)
             metrics.batch_seconds.observe(time.perf_counter() - began)
 
+    @app.timer(interval=order.reseek_s)
+    async def read_again_when_waiting() -> None:
+        order.retry()  # a partition waiting at its position with nothing coming: ask again
+
     if cfg.deadline_scan_interval_s > 0:
         @app.timer(interval=cfg.deadline_scan_interval_s, on_leader=True)
         async def deadline_timer() -> None:

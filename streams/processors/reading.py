@@ -45,6 +45,7 @@ class InOrder:
         self.transactional = transactional
         self.reseek_s = reseek_s
         self.sought: dict[TP, tuple[int, float]] = {}  # per partition: position, when sought
+        self.waiting: dict[TP, int] = {}  # per partition: the position no record came at yet
         self.fresh: set[TP] = set()  # partitions the stage never took a record of
 
     async def admit(self, stage: CaseStage, message: Message) -> bool:
@@ -61,6 +62,7 @@ class InOrder:
             placed = Placement.NEXT
         if placed is Placement.NEXT:
             self.sought.pop(tp, None)
+            self.waiting.pop(tp, None)
             self.fresh.discard(tp)
             return True
         self.metrics.skipped.labels(placed.value).inc()
@@ -69,9 +71,23 @@ class InOrder:
             if start is not None and start > position:  # never to be read again
                 self._moved_to_start(stage, tp, key, position, start)
                 return await self.admit(stage, message)
+            self.waiting[tp] = position
             if not self._sought_recently(tp, position):
                 self._read_again(tp, position, message.offset)
         return False
+
+    def retry(self) -> None:
+        """Ask again for each partition still waiting for the record at its position once
+        ``reseek_s`` has passed since the last ask (run by a timer). The stage asks only as
+        records come, and a seek made meanwhile by the consumer for its own reasons (a
+        record it lost, to its commit) could bring back every record past the position while
+        the stage held back, as "sought recently": nothing then came to ask again (seen:
+        ``netral.events[0]`` waiting at a transaction marker at 5 for good)."""
+        for tp, position in list(self.waiting.items()):
+            if not self._sought_recently(tp, position):
+                log.info("cases: %s still waiting for offset %d: reading again from there", tp,
+                         position)
+                self._read_again(tp, position, None)
 
     @staticmethod
     def advance(stage: CaseStage, message: Message) -> None:
@@ -81,6 +97,7 @@ class InOrder:
     def forget(self) -> None:
         """After a rebalance: the seeks asked for belonged to the old assignment."""
         self.sought.clear()
+        self.waiting.clear()
 
     def _no_records_before(self, tp: TP, position: int, offset: int) -> bool:
         """Whether the consumer, reading ``tp`` from ``position`` or before, found its first
@@ -119,12 +136,12 @@ class InOrder:
         return last is not None and last[0] == position \
             and time.monotonic() - last[1] < self.reseek_s
 
-    def _read_again(self, tp: TP, position: int, offset: int) -> None:
+    def _read_again(self, tp: TP, position: int, offset: int | None) -> None:
         consumer = self.app.consumer
         if not isinstance(consumer, RebalanceSafeConsumer):
             return  # Faust's own consumer (tests of other parts): nothing to ask
         self.sought[tp] = (position, time.monotonic())
-        if tp not in self.fresh:
+        if tp not in self.fresh and offset is not None:
             self.metrics.read_again.inc()
             log.warning("cases: %s offset %d handed over before offsets %d..%d, which the "
                         "stage never took: reading again from %d", tp, offset, position,

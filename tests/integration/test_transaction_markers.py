@@ -25,7 +25,7 @@ from schemas.codec import AvroCodec
 from schemas.kafka import KafkaConnection
 from schemas.topics import CASES, EVENTS, Agency, raw_topic
 from tests.factories import encode, report
-from tests.fixtures.kafka_tools import consume_until, produce
+from tests.fixtures.kafka_tools import consume_until
 from tests.fixtures.waiting import wait_until
 from tests.fixtures.worker_process import WorkerProcess
 from tests.integration.test_cases_positions import refs_in, reports
@@ -36,16 +36,23 @@ RAW = raw_topic(Agency.BAWASLU)
 RAW_0, EVENTS_0 = TopicPartition(RAW, 0), TopicPartition(EVENTS, 0)
 
 
-async def produce_in_transaction(conn: KafkaConnection, tp: TopicPartition,
-                                 records: list[tuple[bytes, bytes]]) -> None:
-    """Write ``records`` to ``tp`` in one committed transaction, as ``netral dlq replay``."""
+async def produce_to(conn: KafkaConnection, tp: TopicPartition,
+                     records: list[tuple[bytes, bytes]], *, transaction: bool) -> None:
+    """Write ``records`` to ``tp``; with ``transaction``, in one committed transaction (as
+    ``netral dlq replay`` does), whose marker follows them."""
     producer = AIOKafkaProducer(**conn.aiokafka_kwargs(), acks="all", enable_idempotence=True,
-                                transactional_id=f"test-markers-{uuid.uuid4().hex[:6]}")
+                                transactional_id=f"test-markers-{uuid.uuid4().hex[:6]}"
+                                if transaction else None)
     await producer.start()
     try:
-        async with producer.transaction():
-            for key, value in records:
-                await producer.send(tp.topic, value=value, key=key, partition=tp.partition)
+        if transaction:
+            async with producer.transaction():
+                for key, value in records:
+                    await producer.send(tp.topic, value=value, key=key, partition=tp.partition)
+        else:
+            await asyncio.gather(*[await producer.send(tp.topic, value=value, key=key,
+                                                       partition=tp.partition)
+                                   for key, value in records])
     finally:
         await producer.stop()
 
@@ -71,19 +78,19 @@ def test_records_after_a_transaction_marker_are_taken_and_committed(
     raw = [report() for _ in range(6)]
     events = reports(0, 10)
     # each input partition: records in a transaction (then its marker), then plain records
-    asyncio.run(produce_in_transaction(private_broker, RAW_0, [
-        (r.source_id.encode(), encode(CODEC, r)) for r in raw[:3]]))
-    asyncio.run(produce_in_transaction(private_broker, EVENTS_0, [
-        (b"k", CODEC.encode_record(e, topic=EVENTS)) for e in events[:5]]))
-    asyncio.run(produce(private_broker, EVENTS, [
-        (b"k", CODEC.encode_record(e, topic=EVENTS), None) for e in events[5:]]))
+    asyncio.run(produce_to(private_broker, RAW_0, [
+        (r.source_id.encode(), encode(CODEC, r)) for r in raw[:3]], transaction=True))
+    asyncio.run(produce_to(private_broker, EVENTS_0, [
+        (b"k", CODEC.encode_record(e, topic=EVENTS)) for e in events[:5]], transaction=True))
+    asyncio.run(produce_to(private_broker, EVENTS_0, [
+        (b"k", CODEC.encode_record(e, topic=EVENTS)) for e in events[5:]], transaction=False))
     worker = WorkerProcess(private_broker, tmp_path, prefix="netral-markers",
                            NETRAL_WORKER_STAGES="normalize,cases")
     worker.start()
     try:
         # the raw partition's marker comes while the worker reads
-        asyncio.run(produce(private_broker, RAW, [
-            (r.source_id.encode(), encode(CODEC, r), None) for r in raw[3:]]))
+        asyncio.run(produce_to(private_broker, RAW_0, [
+            (r.source_id.encode(), encode(CODEC, r)) for r in raw[3:]], transaction=False))
         normalized = {f"bawaslu:{r.source_id}" for r in raw}
         asyncio.run(consume_until(private_broker, [EVENTS], lambda rs: normalized <= {
             CODEC.decode(r.value).value["event_id"] for r in rs}, timeout_s=120))

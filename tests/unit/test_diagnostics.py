@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import signal
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -52,3 +53,26 @@ def test_sigusr1_logs_the_chains(caplog: pytest.LogCaptureFixture) -> None:
         asyncio.run(main())
     assert "task stuck-stage" in caplog.text
     assert "_inner" in caplog.text
+
+
+def test_a_task_iterating_an_async_generator_shows_where_the_generator_waits() -> None:
+    async def batches(gate: asyncio.Event) -> AsyncIterator[int]:
+        await _inner(gate)
+        yield 1
+
+    async def consume(gate: asyncio.Event) -> None:
+        async for _ in batches(gate):
+            pass
+
+    async def main() -> list[str]:
+        gate = asyncio.Event()
+        task = asyncio.create_task(consume(gate), name="stream")
+        await asyncio.sleep(0)
+        chains = diagnostics.task_chains(asyncio.get_running_loop())
+        gate.set()
+        await task
+        return chains
+
+    chains = asyncio.run(main())
+    agen = next(c for c in chains if c.startswith("async generator"))
+    assert "batches" in agen.splitlines()[0] and agen.splitlines()[-1].endswith("wait")

@@ -121,8 +121,8 @@ def test_no_commit_over_an_offset_nobody_acked(tmp_path: Path) -> None:
 
 
 async def test_offsets_read_over_after_a_seek_are_committed_over(tmp_path: Path) -> None:
-    """Sought to 1, the first record came at 3: offsets 1 and 2 are no records (a transaction
-    marker), and the commit goes over them; the record at the sought offset itself is none."""
+    """Sought to 1 (checked within the log), the first record came at 3: offsets 1 and 2 are
+    no records (a transaction marker), and the commit goes over them."""
     app = _worker_app(tmp_path)
     consumer = cast(RebalanceSafeConsumer, app.consumer)
     delivered: list[int] = []
@@ -133,7 +133,8 @@ async def test_offsets_read_over_after_a_seek_are_committed_over(tmp_path: Path)
     other = TP("netral.raw.bkn", 0)
     cast("Conductor", app.topics)._tp_to_callback.update({P: stream, other: stream})
     consumer._sought([P])
-    consumer._expected[P] = consumer._first_from[P] = 1  # as seek() records it
+    consumer._expected[P] = 1  # as seek(P, 1, within_log=True) records it
+    consumer._first_from[P] = (1, True)
     consumer._fetched_epoch = {P: consumer._seek_epoch[P]}  # a batch fetched after the seek
     consumer._committed_offset[P] = 1
     await consumer.callback(_message(3, 0))
@@ -145,12 +146,26 @@ async def test_offsets_read_over_after_a_seek_are_committed_over(tmp_path: Path)
 
     # read from 5, the first record at 5: no gap
     consumer._sought([other])
-    consumer._expected[other] = consumer._first_from[other] = 5
+    consumer._expected[other], consumer._first_from[other] = 5, (5, True)
     consumer._fetched_epoch = {other: consumer._seek_epoch[other]}
     await consumer.callback(Message(other.topic, 0, 5, 0.0, 0, None, b"k", b"v", None,
                                     tp=other, generation_id=0))
     assert other not in consumer.no_records and not consumer._gap[other]
     assert delivered == [3, 4, 5]
+
+    # a seek not checked against the log's start (the commit, after a restart): the offsets
+    # read over may have been deleted by retention: committed over, but no span for the stage
+    third = TP("netral.events", 0)
+    cast("Conductor", app.topics)._tp_to_callback[third] = stream
+    consumer._sought([third])
+    consumer._expected[third], consumer._first_from[third] = 60, (60, False)
+    consumer._fetched_epoch = {third: consumer._seek_epoch[third]}
+    consumer._committed_offset[third] = 60
+    await consumer.callback(Message(third.topic, 0, 65, 0.0, 0, None, b"k", b"v", None,
+                                    tp=third, generation_id=0))
+    assert third not in consumer.no_records
+    consumer._acked[third] = [65]
+    assert consumer._new_offset(third) == 66
 
 
 async def test_a_batch_fetched_before_a_seek_never_reaches_the_streams(tmp_path: Path) -> None:
