@@ -6,7 +6,8 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
 
 import pytest
 
@@ -21,17 +22,23 @@ async def _outer(gate: asyncio.Event) -> None:
     await _inner(gate)
 
 
-def test_a_waiting_task_is_shown_with_every_coroutine_it_awaits_through() -> None:
+def chains_while_waiting(waiter: Callable[[asyncio.Event], Coroutine[Any, Any, None]], name: str
+                         ) -> list[str]:
+    """The dump taken while a task named ``name`` runs ``waiter`` and waits on a gate."""
     async def main() -> list[str]:
         gate = asyncio.Event()
-        task = asyncio.create_task(_outer(gate), name="stuck-stage")
+        task = asyncio.create_task(waiter(gate), name=name)
         await asyncio.sleep(0)
         chains = diagnostics.task_chains(asyncio.get_running_loop())
         gate.set()
         await task
         return chains
 
-    chains = asyncio.run(main())
+    return asyncio.run(main())
+
+
+def test_a_waiting_task_is_shown_with_every_coroutine_it_awaits_through() -> None:
+    chains = chains_while_waiting(_outer, "stuck-stage")
     stuck = next(c for c in chains if c.startswith("task stuck-stage"))
     lines = stuck.splitlines()
     assert [line.rsplit(" ", 1)[-1] for line in lines[1:4]] == ["_outer", "_inner", "wait"]
@@ -64,15 +71,6 @@ def test_a_task_iterating_an_async_generator_shows_where_the_generator_waits() -
         async for _ in batches(gate):
             pass
 
-    async def main() -> list[str]:
-        gate = asyncio.Event()
-        task = asyncio.create_task(consume(gate), name="stream")
-        await asyncio.sleep(0)
-        chains = diagnostics.task_chains(asyncio.get_running_loop())
-        gate.set()
-        await task
-        return chains
-
-    chains = asyncio.run(main())
+    chains = chains_while_waiting(consume, "stream")
     agen = next(c for c in chains if c.startswith("async generator"))
     assert "batches" in agen.splitlines()[0] and agen.splitlines()[-1].endswith("wait")
