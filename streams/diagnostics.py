@@ -66,12 +66,13 @@ def task_chains(loop: asyncio.AbstractEventLoop) -> list[str]:
     return chains
 
 
+def log_task_chains(loop: asyncio.AbstractEventLoop, why: str) -> None:
+    """Log every pending task's await chain, in one WARNING record."""
+    chains = task_chains(loop)
+    log.warning("diagnostics: %d pending tasks (%s)\n%s", len(chains), why, "\n".join(chains))
+
+
 def install(loop: asyncio.AbstractEventLoop) -> None:
     """SIGUSR1 logs the tasks' await chains; SIGUSR2 dumps every thread's stack to stderr."""
-    def dump() -> None:
-        chains = task_chains(loop)
-        log.warning("diagnostics: %d pending tasks (SIGUSR1)\n%s", len(chains),
-                    "\n".join(chains))
-
-    loop.add_signal_handler(signal.SIGUSR1, dump)
+    loop.add_signal_handler(signal.SIGUSR1, log_task_chains, loop, "SIGUSR1")
     faulthandler.register(signal.SIGUSR2, file=sys.stderr, all_threads=True)

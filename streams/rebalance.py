@@ -40,6 +40,7 @@ from mode import Service
 
 from schemas.topics import CASES
 
+from . import diagnostics
 from .rules.positions import gapless
 
 log = logging.getLogger(__name__)
@@ -541,11 +542,12 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
                         ) -> dict[TP, tuple[tuple[int, int | None, int, int], int]]:
         """Partitions the watchdog cannot heal, because records of them are in flight: their
         (committed, read, lowest in-flight offset, in-flight count), and for how many intervals
-        in a row it has not changed. At WAITING_REPORT intervals it is reported once: a stage
-        holding records it never finishes (a send that never completes, a message lost in a
-        buffer but still counted in flight) stops the partition's commit with nothing else
-        said."""
+        in a row it has not changed. At WAITING_REPORT intervals it is reported once, with
+        what every task waits on (the SIGUSR1 dump): a stage holding records it never finishes
+        (a send that never completes, a message lost in a buffer but still counted in flight)
+        stops the partition's commit with nothing else said."""
         now: dict[TP, tuple[tuple[int, int | None, int, int], int]] = {}
+        reported = False
         flight: dict[TP, list[int]] = defaultdict(list)
         for m in self._unacked_messages:
             flight[m.tp].append(m.offset)
@@ -566,6 +568,9 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
                             "from offset %s; the stage holding them may be stuck", tp,
                             intervals * self.hole_check_s, committed, state[1],
                             self.highwater(tp), len(offsets), state[2])
+                reported = True
+        if reported:  # what the stages wait on, for whoever reads the log (a CI run's too)
+            diagnostics.log_task_chains(asyncio.get_running_loop(), "records in flight stuck")
         return now
 
     def _stuck_candidates(self) -> dict[TP, tuple[int, int | None]]:

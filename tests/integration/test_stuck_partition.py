@@ -61,7 +61,8 @@ def test_records_handed_to_no_stream_are_read_again(kafka: KafkaConnection, tmp_
 
 def test_a_partition_held_in_flight_is_reported(kafka: KafkaConnection, tmp_path: Path) -> None:
     """The watchdog cannot seek back a partition whose records a stage still holds; when
-    nothing of it moves for WAITING_REPORT intervals it says so, with its offsets."""
+    nothing of it moves for WAITING_REPORT intervals it says so, with its offsets and the
+    worker's pending tasks."""
     run = uuid.uuid4().hex[:6]
     source, out = f"test.held.in.{run}", f"test.held.out.{run}"
     asyncio.run(create_topics(kafka, [source, out]))
@@ -89,3 +90,6 @@ def test_a_partition_held_in_flight_is_reported(kafka: KafkaConnection, tmp_path
     text = log.read_text()
     assert line in text, text[-4000:]
     assert "from offset 3; the stage holding them may be stuck" in text, text[-4000:]
+    # with what every task waits on, as SIGUSR1 dumps it: the held agent's among them
+    assert "pending tasks (records in flight stuck)" in text, text[-4000:]
+    assert "agent.py" in text.split("pending tasks (records in flight stuck)", 1)[1]
