@@ -42,14 +42,17 @@ def _frames(awaitable: Any) -> Iterator[FrameType]:
         awaitable = inner
 
 
+def _chain(head: str, awaitable: Any) -> list[str]:
+    """``head``, then a line per frame of ``awaitable``'s await chain."""
+    return [head, *(f"    {frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}"
+                    for frame in _frames(awaitable))]
+
+
 def task_chains(loop: asyncio.AbstractEventLoop) -> list[str]:
     """One text per pending task of ``loop``: its name, then each frame it awaits through."""
     chains = []
     for task in sorted(asyncio.all_tasks(loop), key=lambda t: t.get_name()):
-        lines = [f"task {task.get_name()}"]
-        for frame in _frames(task.get_coro()):
-            code = frame.f_code
-            lines.append(f"    {code.co_filename}:{frame.f_lineno} {code.co_name}")
+        lines = _chain(f"task {task.get_name()}", task.get_coro())
         # the future the task is suspended on (a sleep's, a call_thread promise, a queue's)
         lines.append(f"    waits on {getattr(task, '_fut_waiter', None)!r:.300}")
         chains.append("\n".join(lines))
@@ -58,11 +61,7 @@ def task_chains(loop: asyncio.AbstractEventLoop) -> list[str]:
     for agen in (o for o in gc.get_objects() if inspect.isasyncgen(o)):
         if agen.ag_await is None:
             continue
-        lines = [f"async generator {agen.ag_code.co_qualname}"]
-        for frame in _frames(agen):
-            code = frame.f_code
-            lines.append(f"    {code.co_filename}:{frame.f_lineno} {code.co_name}")
-        chains.append("\n".join(lines))
+        chains.append("\n".join(_chain(f"async generator {agen.ag_code.co_qualname}", agen)))
     return chains
 
 

@@ -44,8 +44,9 @@ class InOrder:
         self.metrics = metrics
         self.transactional = transactional
         self.reseek_s = reseek_s
-        self.sought: dict[TP, tuple[int, float]] = {}  # per partition: position, when sought
-        self.waiting: dict[TP, int] = {}  # per partition: the position no record came at yet
+        # per partition still waiting for the record at its position: that position, and when
+        # it was last asked to be read again from there
+        self.sought: dict[TP, tuple[int, float]] = {}
         self.fresh: set[TP] = set()  # partitions the stage never took a record of
 
     async def admit(self, stage: CaseStage, message: Message) -> bool:
@@ -62,7 +63,6 @@ class InOrder:
             placed = Placement.NEXT
         if placed is Placement.NEXT:
             self.sought.pop(tp, None)
-            self.waiting.pop(tp, None)
             self.fresh.discard(tp)
             return True
         self.metrics.skipped.labels(placed.value).inc()
@@ -71,7 +71,6 @@ class InOrder:
             if start is not None and start > position:  # never to be read again
                 self._moved_to_start(stage, tp, key, position, start)
                 return await self.admit(stage, message)
-            self.waiting[tp] = position
             if not self._sought_recently(tp, position):
                 self._read_again(tp, position, message.offset)
         return False
@@ -83,7 +82,7 @@ class InOrder:
         record it lost, to its commit) could bring back every record past the position while
         the stage held back, as "sought recently": nothing then came to ask again (seen:
         ``netral.events[0]`` waiting at a transaction marker at 5 for good)."""
-        for tp, position in list(self.waiting.items()):
+        for tp, (position, _) in list(self.sought.items()):
             if not self._sought_recently(tp, position):
                 log.info("cases: %s still waiting for offset %d: reading again from there", tp,
                          position)
@@ -97,26 +96,28 @@ class InOrder:
     def forget(self) -> None:
         """After a rebalance: the seeks asked for belonged to the old assignment."""
         self.sought.clear()
-        self.waiting.clear()
 
     def _no_records_before(self, tp: TP, position: int, offset: int) -> bool:
         """Whether the consumer, reading ``tp`` from ``position`` or before, found its first
         record at ``offset``: the offsets between are no records (transaction markers, as
         ``netral dlq replay`` writes), and a read again would only bring ``offset`` back."""
-        consumer = self.app.consumer
-        if not isinstance(consumer, RebalanceSafeConsumer):
-            return False
-        span = consumer.no_records.get(tp)
+        consumer = self._consumer()
+        span = None if consumer is None else consumer.no_records.get(tp)
         if span is None or not span[0] <= position < span[1] or offset != span[1]:
             return False
         log.info("cases: %s offsets %d..%d hold no record: taking offset %d next", tp,
                  position, offset - 1, offset)
         return True
 
-    def _log_start(self, tp: TP) -> int | None:
+    def _consumer(self) -> RebalanceSafeConsumer | None:
+        """The worker's consumer; None under Faust's own (tests of other parts): nothing to
+        ask it, nothing it knows."""
         consumer = self.app.consumer
-        return consumer.log_start.get(tp) if isinstance(consumer, RebalanceSafeConsumer) \
-            else None
+        return consumer if isinstance(consumer, RebalanceSafeConsumer) else None
+
+    def _log_start(self, tp: TP) -> int | None:
+        consumer = self._consumer()
+        return None if consumer is None else consumer.log_start.get(tp)
 
     def _moved_to_start(self, stage: CaseStage, tp: TP, key: str, position: int,
                         start: int) -> None:
@@ -137,9 +138,9 @@ class InOrder:
             and time.monotonic() - last[1] < self.reseek_s
 
     def _read_again(self, tp: TP, position: int, offset: int | None) -> None:
-        consumer = self.app.consumer
-        if not isinstance(consumer, RebalanceSafeConsumer):
-            return  # Faust's own consumer (tests of other parts): nothing to ask
+        consumer = self._consumer()
+        if consumer is None:
+            return
         self.sought[tp] = (position, time.monotonic())
         if tp not in self.fresh and offset is not None:
             self.metrics.read_again.inc()

@@ -21,7 +21,9 @@ Pure: no I/O.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import Enum
+from typing import Any
 
 from schemas.topics import CASES, ORDERS_SIASN_RESULTS
 
@@ -37,6 +39,11 @@ class Placement(Enum):
 def position_key(topic: str, partition: int) -> str:
     """How a partition is named in the journal and the snapshot."""
     return f"{topic}:{partition}"
+
+
+def positions_from(stored: Mapping[str, Any]) -> dict[str, int]:
+    """Positions as a journal entry or a snapshot stores them (JSON), typed."""
+    return {str(key): int(offset) for key, offset in stored.items()}
 
 
 def gapless(topic: str, transactional: bool) -> bool:

@@ -75,6 +75,7 @@ from .matching import KnownPerson
 from .merge import DeadlineStep, Entry, Fold, Opening, ReviewResolved, UnblockConfirmed
 from .pmap import PMap
 from .policy import ElectionPolicy, Policies
+from .positions import positions_from
 from .stage import CaseStage
 from .stored import StoredEvent, keep
 
@@ -391,7 +392,7 @@ class _Reader:
                          entries=int(head["entries"]),
                          clock=datetime.fromisoformat(head["clock"]),
                          # a snapshot from before positions: a legacy stage, none known
-                         positions={str(k): int(v) for k, v in head.get("positions", {}).items()},
+                         positions=positions_from(head.get("positions", {})),
                          legacy=bool(head.get("legacy", "positions" not in head)))
 
     def _log(self, cases: Mapping[str, CaseRecord]) -> tuple[str, CaseLog]:

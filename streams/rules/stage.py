@@ -52,6 +52,7 @@ from .cases import (
 )
 from .escalation import Calendar
 from .policy import Policies, apply_policy_update
+from .positions import positions_from
 from .purge import handle_purge, is_purged
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -125,7 +126,7 @@ def read_entry(entry: bytes) -> tuple[list[tuple[InputKind, bytes]], dict[str, i
     positions = None
     for tag, value in _frames(entry):
         if tag == _POSITIONS:
-            positions = {str(k): int(v) for k, v in json.loads(value).items()}
+            positions = positions_from(json.loads(value))
         else:
             inputs.append((InputKind(tag), value))
     return inputs, positions
