@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from streams import diagnostics
+from tests.fixtures.waiting import wait_until
 
 
 async def _inner(gate: asyncio.Event) -> None:
@@ -52,7 +53,11 @@ def test_sigusr1_logs_the_chains(caplog: pytest.LogCaptureFixture) -> None:
         task = asyncio.create_task(_outer(gate), name="stuck-stage")
         await asyncio.sleep(0)
         os.kill(os.getpid(), signal.SIGUSR1)
-        await asyncio.sleep(0.05)  # the handler runs on the loop
+
+        async def dumped() -> bool:  # the handler runs on the loop
+            return "diagnostics:" in caplog.text
+
+        await wait_until(dumped, 10, "the SIGUSR1 dump in the log")
         gate.set()
         await task
 
