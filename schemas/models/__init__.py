@@ -20,7 +20,7 @@ from ..topics import (
     PURGE_COMMANDS,
     raw_topic,
 )
-from .base import NAMESPACE, AvroRecord, registry
+from .base import NAMESPACE, AvroRecord, FrozenModel, registry
 from .common import (
     EscalationNotice,
     EvidenceRef,
@@ -126,6 +126,7 @@ __all__ = [
     "EventType",
     "EvidenceKind",
     "EvidenceRef",
+    "FrozenModel",
     "IssuingBody",
     "MatchCandidate",
     "MatchInfo",

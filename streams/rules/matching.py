@@ -23,11 +23,10 @@ from enum import StrEnum
 from functools import lru_cache
 from operator import attrgetter, itemgetter
 
-from pydantic import BaseModel, ConfigDict
 from rapidfuzz import fuzz, process
 
 from schemas import regions
-from schemas.models import PersonRef, Position
+from schemas.models import FrozenModel, PersonRef, Position
 
 from .policy import MatchThresholds
 
@@ -62,11 +61,7 @@ class Decision(StrEnum):
     NEW = "NEW"
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class KnownPerson(_Frozen):
+class KnownPerson(FrozenModel):
     """A person the partition knows: by NIP, or (``nip`` None) the person of a case without one.
 
     ``key`` is the NIP, or ``case:<case_id>`` for a case whose person has no NIP yet.
@@ -85,7 +80,7 @@ class KnownPerson(_Frozen):
     case_ids: tuple[str, ...] = ()
 
 
-class Candidate(_Frozen):
+class Candidate(FrozenModel):
     """One scored candidate, with the fields that agreed."""
 
     key: str
@@ -96,7 +91,7 @@ class Candidate(_Frozen):
     matched_fields: tuple[str, ...]
 
 
-class PersonMatch(_Frozen):
+class PersonMatch(FrozenModel):
     """The decision on one report, and why: the best score, its fields and every close candidate."""
 
     decision: Decision

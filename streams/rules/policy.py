@@ -20,7 +20,7 @@ from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from schemas.errors import ConfigError, InvalidMessage
 from schemas.models import (
@@ -28,6 +28,7 @@ from schemas.models import (
     CanonicalEvent,
     Election,
     EventType,
+    FrozenModel,
     PolicyRegime,
     SanctionLevel,
     ViolationType,
@@ -52,11 +53,7 @@ LEVEL_ORDER: Mapping[SanctionLevel, int] = MappingProxyType({
 })
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class MatchWeights(_Frozen):
+class MatchWeights(FrozenModel):
     """Weights of the person-match features; a feature unknown on either side is left out."""
 
     name: Unit = 0.50
@@ -65,7 +62,7 @@ class MatchWeights(_Frozen):
     position: Unit = 0.10
 
 
-class MatchThresholds(_Frozen):
+class MatchThresholds(FrozenModel):
     """Score bands of a name-only match: merge, review (NEEDS_REVIEW), below: a new case."""
 
     merge: Unit = 0.92
@@ -81,7 +78,7 @@ class MatchThresholds(_Frozen):
         return self
 
 
-class FieldRule(_Frozen):
+class FieldRule(FrozenModel):
     """Which agency wins a field: the first listed; ``tie`` between two values of one rank."""
 
     order: tuple[Agency, ...]
@@ -94,7 +91,7 @@ class FieldRule(_Frozen):
         return len(self.order) + (0 if agency is not None else 1)
 
 
-class Intervals(_Frozen):
+class Intervals(FrozenModel):
     """The working-day intervals in force from ``effective_date`` (a PolicyUpdate's payload)."""
 
     effective_date: date
@@ -104,7 +101,7 @@ class Intervals(_Frozen):
     decree_ref: str
 
 
-class ElectionPolicy(_Frozen):
+class ElectionPolicy(FrozenModel):
     """Everything the rules need to handle one election's cases.
 
     The three interval fields are the base values (from ``effective_date``); ``updates`` holds

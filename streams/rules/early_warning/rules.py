@@ -24,7 +24,7 @@ from collections import Counter
 from datetime import date, datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import Field, TypeAdapter
 
 from schemas import regions
 from schemas.errors import InvalidMessage
@@ -35,6 +35,7 @@ from schemas.models import (
     CaseState,
     EscalationStep,
     EventType,
+    FrozenModel,
     Position,
     Severity,
 )
@@ -58,10 +59,6 @@ WINDOW_EPOCH = date(2000, 1, 3)
 _SPIKE_RULE = {"region": SPIKE_REGION, "province": SPIKE_PROVINCE, "agency": SPIKE_AGENCY}
 _STEP_WORD = {EscalationStep.WARNING: "peringatan", EscalationStep.REPRIMAND: "teguran",
               EscalationStep.BLOCK: "pemblokiran"}
-
-
-class _State(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 # --- subjects ---------------------------------------------------------------------------------
@@ -102,7 +99,7 @@ def subject_kind(subject: str) -> str:
 # --- spikes -----------------------------------------------------------------------------------
 
 
-class SpikeWindow(_State):
+class SpikeWindow(FrozenModel):
     """One tumbling window: the distinct reports in it (event id -> region code)."""
 
     start: date
@@ -113,7 +110,7 @@ class SpikeWindow(_State):
         return len(self.reports)
 
 
-class SpikeState(_State):
+class SpikeState(FrozenModel):
     """The recent windows of one region, province or agency (the newest K + 1 of them)."""
 
     kind: Literal["spike"] = "spike"
@@ -205,7 +202,7 @@ def _spike_alert(state: SpikeState, kind: str, window: SpikeWindow, baseline: fl
 # --- repeat offender --------------------------------------------------------------------------
 
 
-class NipCases(_State):
+class NipCases(FrozenModel):
     """The distinct cases seen for one NIP."""
 
     kind: Literal["nip"] = "nip"
@@ -245,7 +242,7 @@ def observe_case_for_nip(state: NipCases | None, case: CaseRecord, cfg: EarlyWar
 # --- per case: senior official, IKP, deadline at risk -----------------------------------------
 
 
-class CaseWatch(_State):
+class CaseWatch(FrozenModel):
     """What the rules keep of one case: the fields they judge, and the alerts already sent."""
 
     kind: Literal["case"] = "case"
