@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,10 +49,18 @@ from streams.rules.calendar import default_calendar
 from streams.rules.cases import Outputs, batch_outputs
 from streams.rules.normalize import normalize_record
 from streams.rules.policy import load_policies
-from streams.rules.snapshot import dump, load
+from streams.rules.snapshot import Manifest, dump, load
 from streams.rules.stage import CaseStage, InputKind, pack
 
-from .harness import OUT, REPO, Row, baseline_clients, bench_broker, make_topics, produce_all
+from .harness import (
+    OUT,
+    REPO,
+    Row,
+    baseline_clients,
+    bench_broker,
+    make_topics,
+    produce_all,
+)
 from .harness import table as harness_table
 
 RAW_TOPICS = [raw_topic(a) for a in Agency]
@@ -165,12 +174,27 @@ class Loads:
     frozen_load: float  # seconds: the same load with the collector paused, the book frozen
     gc_pass: float  # seconds: one full pass of the cyclic collector after the plain load
     gc_pass_frozen: float  # the same after the worker's load
+    book_bytes: int  # what the loaded book holds (tracemalloc: allocated by the load, alive after)
+    cases: int  # in the book
 
 
 def _full_pass() -> float:
     start = time.perf_counter()
     gc.collect()
     return time.perf_counter() - start
+
+
+def _traced_load(manifest: Manifest, chunks: list[bytes], codec: AvroCodec) -> int:
+    """Bytes a loaded book holds: allocated by the load and alive after it (tracemalloc,
+    a third load: RSS cannot tell, the loads before freed as much for it to reuse)."""
+    tracemalloc.start()
+    try:
+        loaded = load(manifest, chunks, codec, default_calendar())
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    del loaded
+    return held
 
 
 def snapshot_loads(stage: CaseStage) -> Loads:
@@ -194,9 +218,11 @@ def snapshot_loads(stage: CaseStage) -> Loads:
         gc_pass_frozen = _full_pass()
         assert frozen.book == stage.book
         del frozen
+        book_bytes = _traced_load(manifest, chunks, stage.codec)
     finally:
         gc.unfreeze()  # all of it, what tune_gc froze at start-up too: later sections pay that
-    return Loads(snap, manifest.size, frozen_load, gc_pass, gc_pass_frozen)
+    return Loads(snap, manifest.size, frozen_load, gc_pass, gc_pass_frozen, book_bytes,
+                 len(stage.book.cases))
 
 
 def restore_in_process(stage: CaseStage, journal: list[bytes]) -> tuple[float, Loads]:
@@ -307,7 +333,8 @@ def load_rows(records: int, loads: Loads, extra: str = "") -> list[Row]:
             f"{loads.gc_pass * 1000:.0f} ms"),
         Row("in-process restore: the same load as the worker does it (GC paused, book frozen)",
             records, loads.frozen_load, f"a full GC pass after it: "
-            f"{loads.gc_pass_frozen * 1000:.0f} ms (streams/heap.py)"),
+            f"{loads.gc_pass_frozen * 1000:.0f} ms (streams/heap.py); the loaded book holds "
+            f"{loads.book_bytes / 1024 / max(loads.cases, 1):.1f} KiB per case (tracemalloc)"),
     ]
 
 

@@ -84,7 +84,7 @@ from streams.rules.stage import CaseStage, InputKind, jakarta_date
 from tests.fixtures.national_record import latest_cases
 
 from .cases import RAW_TOPICS, plain_loop, restore_line, watch_cases
-from .harness import REPO, Row, bench_specs, produce_all
+from .harness import REPO, Row, bench_specs, produce_all, rss_mb
 from .harness import table as harness_table
 
 SAMPLE_EVERY = 4  # latency: every 4th case-opening report is polled on the API
@@ -206,13 +206,6 @@ def _grep(path: Path, words: tuple[str, ...]) -> list[str]:
 
 SNAPSHOT_LOAD = re.compile(r"from snapshot at entry \d+ \((?P<cases>\d+) cases, "
                            r"(?P<seconds>[\d.]+)s\)")
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
 async def wait_members(conn: KafkaConnection, group: str, members: int,

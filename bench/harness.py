@@ -143,3 +143,11 @@ async def count_until(conn: KafkaConnection, topic: str, target: int, timeout_s:
         return (first or 0.0), time.perf_counter() - start
     finally:
         await consumer.stop()
+
+
+def rss_mb(pid: int) -> float:
+    """A process's resident set now (/proc/<pid>/status VmRSS), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
