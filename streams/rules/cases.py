@@ -90,6 +90,7 @@ from .merge import (
     entry_key,
     fold,
     publish,
+    with_record,
 )
 from .pmap import PMap, empty
 from .policy import LEVEL_ORDER, ElectionPolicy, Policies, policy_for
@@ -569,18 +570,25 @@ class _Draft:
                policy: ElectionPolicy, *, newcomer: CanonicalEvent | None, rule: str | None,
                at: datetime | None) -> Outputs:
         before = self.cases.get(case_id)
-        self.logs = self.logs.set(case_id, log)
         for entry in new:
             if isinstance(entry, CanonicalEvent | StoredEvent):
                 self.seen = self.seen.set(entry.event_id, case_id)
         record = log.fold.record
         if record is None:  # nothing but waiting entries
+            self.logs = self.logs.set(case_id, log)
             return NONE
         if record.match != log.opening.match:  # the fold opened it with the opening's match
             record = record.model_copy(update={"match": log.opening.match})
         published = publish(record, before, now)
+        # The fold goes on from the record the book publishes (the same content; the fold
+        # never reads version or updated_at): one record per case in memory, not two.
         if published is None:
+            assert before is not None  # nothing changed in a case the book has
+            self.logs = self.logs.set(case_id, CaseLog(log.opening, log.entries,
+                                                       with_record(log.fold, before)))
             return NONE
+        self.logs = self.logs.set(case_id, CaseLog(log.opening, log.entries,
+                                                   with_record(log.fold, published)))
         self.cases = self.cases.set(case_id, published)
         self._reindex(before, published)
         if newcomer is not None:

@@ -160,7 +160,7 @@ class Fold:
     last: tuple[datetime, str] | None = None
 
 
-def _with_record(state: Fold, record: CaseRecord) -> Fold:
+def with_record(state: Fold, record: CaseRecord) -> Fold:
     """``state`` with another record (dataclasses.replace, without its per-call introspection:
     a fold makes several of these per entry)."""
     return Fold(record, state.provenance, state.primary_ref, state.parked, state.last)
@@ -231,17 +231,17 @@ def _step(state: Fold, entry: Entry, ctx: FoldContext) -> Fold | None:
         assert merged.record is not None
         entered = enter(merged.record, target, at=entry.occurred_at, cause=entry.event_id,
                         rule=rule_name(origin_of(entry), trigger))
-        return _with_record(merged, _effects(entered, entry, trigger, ctx))
+        return with_record(merged, _effects(entered, entry, trigger, ctx))
     if record is None:
         return None  # the hub's facts need a case; they wait for its report
     if isinstance(entry, DeadlineStep):
-        return _with_record(state, escalation.take_step(
+        return with_record(state, escalation.take_step(
             record, entry.step, on=entry.on, at=entry.at, regime=regime,
             calendar=ctx.calendar, policy=ctx.policy))
     if isinstance(entry, ReviewResolved):
         if record.state is not CaseState.NEEDS_REVIEW:
             return state
-        return _with_record(state, enter(record, INITIAL[regime], at=entry.at, cause=None,
+        return with_record(state, enter(record, INITIAL[regime], at=entry.at, cause=None,
                                            rule=entry.rule))
     target = next_state(regime, record.state, Trigger.UNBLOCK, blocked=record.blocked)
     if target is None:
@@ -250,7 +250,7 @@ def _step(state: Fold, entry: Entry, ctx: FoldContext) -> Fold | None:
         raise InvalidTransition(record.case_id, record.state, Trigger.UNBLOCK, entry.entry_id,
                                 regime, "SIASN confirmed an unblock the case never ordered")
     entered = enter(record, target, at=entry.at, cause=None, rule="siasn.unblocked")
-    return _with_record(state, escalation.lift_block(entered))
+    return with_record(state, escalation.lift_block(entered))
 
 
 def _effects(record: CaseRecord, event: CanonicalEvent, trigger: Trigger,

@@ -409,10 +409,10 @@ class _Reader:
         elif spec == "full":
             record = self._avro(CaseRecord)
         else:
-            record = cases[key].model_copy(update={
-                "version": spec["version"],
-                "updated_at": datetime.fromisoformat(spec["updated_at"]),
-                "match": _match(spec["match"])})
+            # The fold's record is the case's content: the fold goes on from the published
+            # record itself (cases.py), whatever version, updated_at and match an older hub
+            # kept in a copy of its own (the fold never reads them).
+            record = cases[key]
         last = None if f["last"] is None else (datetime.fromisoformat(f["last"][0]),
                                                str(f["last"][1]))
         o = meta["opening"]

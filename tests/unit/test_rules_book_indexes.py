@@ -53,6 +53,10 @@ def test_adoptable_matches_orphans_and_register_numbers_after_every_input() -> N
         # and the index of cases without a NIP (kind, incident week) as built from scratch
         assert dict(stage.book.nameless_by_kind.items()) == dict(
             nameless_by_kind(stage.book.cases.values()).items())
+        # and each case's fold goes on from the very record the book publishes (one in memory)
+        case_id = stage.book.seen.get(str(canonical["event_id"]))
+        if case_id:
+            assert stage.book.logs[case_id].fold.record is stage.book.cases[case_id]
     assert parked > 0 and adopted > 0  # the wave exercised both paths
     assert len(stage.book.nameless_by_kind) > 1  # more than one bucket was in use
 
