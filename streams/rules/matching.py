@@ -27,6 +27,7 @@ from rapidfuzz import fuzz, process
 
 from schemas import regions
 from schemas.models import FrozenModel, PersonRef, Position
+from schemas.models.types import Interned
 
 from .policy import MatchThresholds
 
@@ -68,14 +69,14 @@ class KnownPerson(FrozenModel):
     ``name_words``: ``norm_name``'s words sorted, what the name shortlist compares.
     """
 
-    key: str
-    nip: str | None
-    name: str
-    norm_name: str
-    name_words: str
-    agency_name: str
-    norm_agency: str
-    region_code: str | None = None
+    key: Interned
+    nip: Interned | None
+    name: Interned
+    norm_name: Interned
+    name_words: Interned
+    agency_name: Interned
+    norm_agency: Interned
+    region_code: Interned | None = None
     position: Position | None = None
     case_ids: tuple[str, ...] = ()
 

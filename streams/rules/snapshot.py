@@ -50,6 +50,7 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
+import sys
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -372,10 +373,10 @@ class _Reader:
         cases = _pmap((k, self._avro(CaseRecord)) for k in case_keys)
         logs = _pmap(self._log(cases) for _ in range(head["logs"]))
         by_ref = _pmap((k, v) for k, v in self._json())
-        by_nip = _pmap((k, tuple(v)) for k, v in self._json())
+        by_nip = _pmap((k, tuple(map(sys.intern, v))) for k, v in self._json())
         persons = _pmap((k, KnownPerson.model_validate(v)) for k, v in self._json())
         nameless = _pmap((k, KnownPerson.model_validate(v)) for k, v in self._json())
-        by_kind = _pmap((k, tuple(v)) for k, v in self._json())
+        by_kind = _pmap((k, tuple(map(sys.intern, v))) for k, v in self._json())
         if self._format == 1:  # kept by kind alone then: by kind and incident week now
             by_kind = nameless_by_kind(cases.values())
         seen = _pmap((k, v) for k, v in self._json())
@@ -429,7 +430,8 @@ class _Reader:
         kind = spec["t"]
         at = datetime.fromisoformat(spec["at"])
         if kind == "E":  # kept as the log keeps it: the bytes, not decoded
-            return StoredEvent(spec["id"], at, EventType(spec["type"]), self._frame(_AVRO))
+            return StoredEvent(sys.intern(spec["id"]), at, EventType(spec["type"]),
+                               self._frame(_AVRO))
         if kind == "D":
             return DeadlineStep(step=EscalationStep(spec["step"]),
                                 on=date.fromisoformat(spec["on"]), at=at)
@@ -445,8 +447,10 @@ def _match(doc: Any) -> MatchInfo | None:
 
 
 def _pmap(items: Iterable[tuple[str, Any]]) -> PMap[Any]:
-    """A PMap with the items in this order (so each bucket iterates as the original did)."""
-    return PMap(dict(items))
+    """A PMap with the items in this order (so each bucket iterates as the original did);
+    keys and string values interned: the same ids are keys of several maps and fields of
+    the records (see schemas.models.types)."""
+    return PMap({sys.intern(k): sys.intern(v) if type(v) is str else v for k, v in items})
 
 
 __all__ = [

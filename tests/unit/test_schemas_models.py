@@ -603,6 +603,7 @@ def test_models_are_frozen_and_strict() -> None:
 def test_records_share_one_set_of_given_fields_and_a_copy_never_changes_it() -> None:
     one, two = (BawasluReport.from_avro(REPORT.to_avro()) for _ in range(2))
     assert one.model_fields_set is two.model_fields_set  # one set, not one per record
+    assert one.source_id is two.source_id  # ids interned: one string, not one per record
     given = set(two.model_fields_set)
     copied = one.model_copy(update={"source_id": "other"})
     assert copied.source_id == "other" and one.source_id != "other"
