@@ -36,6 +36,7 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, AppT, Message
 from faust.types.enums import ProcessingGuarantee
+from faust.types.tuples import ack_lock
 from mode import Service
 
 from schemas.topics import CASES
@@ -78,6 +79,61 @@ class ReadOffsets(defaultdict[TP, int | None]):
                           tp, offset)
                 return
         super().__setitem__(tp, offset)
+
+
+class RebalanceSafeConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's consumer thread, keeping where each partition's reading stands on the thread
+    itself, where the fetch position moves: what the worker's loop knows of a partition lags
+    behind it by whatever is on its way from the thread."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # per partition: the offset after the last record a fetch returned, or the offset of
+        # this consumer's last seek; unknown after a seek of another kind
+        self.returned: dict[TP, int] = {}
+
+    async def _fetch_records(self, consumer: Any, active_partitions: Any,
+                             timeout: float | None = None,  # noqa: ASYNC109 - Faust's signature
+                             max_records: int | None = None) -> Any:
+        records = await super()._fetch_records(consumer, active_partitions, timeout=timeout,
+                                               max_records=max_records)
+        for tp, batch in records.items():
+            if batch:
+                self.returned[tp] = batch[-1].offset + 1
+        return records
+
+    async def _seek_wait(self, consumer: Any, partitions: Mapping[TP, int]) -> None:
+        for tp in partitions:
+            self.returned.pop(tp, None)
+        await super()._seek_wait(consumer, partitions)
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        consumer = self._ensure_consumer()
+
+        async def on_thread() -> Mapping[TP, int]:
+            self.returned.clear()
+            return await consumer.seek_to_committed()
+
+        return await self.call_thread(on_thread)
+
+    async def seek_to_beginning(self, *partitions: Any) -> None:
+        consumer = self._ensure_consumer()
+
+        async def on_thread() -> None:
+            for tp in partitions:
+                self.returned.pop(tp, None)
+            await consumer.seek_to_beginning(*partitions)
+
+        await self.call_thread(on_thread)
+
+    async def reading_state(self, tp: TP) -> tuple[int | None, int | None]:
+        """``tp``'s fetch position and :attr:`returned`, read together on the thread."""
+        consumer = self._ensure_consumer()
+
+        async def on_thread() -> tuple[int | None, int | None]:
+            return await consumer.position(tp), self.returned.get(tp)
+
+        return await self.call_thread(on_thread)
 
 
 class RebalanceSafeConsumer(faust_aiokafka.Consumer):
@@ -156,6 +212,11 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
 
         self.callback = callback
 
+    _thread: RebalanceSafeConsumerThread
+
+    def _new_consumer_thread(self) -> RebalanceSafeConsumerThread:
+        return RebalanceSafeConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
     def _sought(self, tps: Iterable[TP]) -> None:
         for tp in tps:
             self._seek_epoch[tp] += 1
@@ -211,6 +272,7 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
 
         async def seek_in_thread() -> None:
             thread._ensure_consumer().seek(partition, offset)
+            thread.returned[partition] = offset
 
         await thread.call_thread(seek_in_thread)
 
@@ -614,7 +676,10 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
         return committed
 
     async def _heal(self, tp: TP, committed: int) -> None:
-        position = await self._thread.position(tp)
+        position, returned = await self._thread.reading_state(tp)
+        if returned == committed and position is not None and position > committed:
+            self._passed_over(tp, committed, position)
+            return
         acked = sorted(self._acked.get(tp) or ())
         log.warning("consumer: %s stuck at committed offset %s (read offset %s, fetch position "
                     "%s, highwater %s, acked %s..%s of %d, seek epoch %s, fetched epoch %s, "
@@ -626,6 +691,25 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
                     if isinstance(self._read_offset, ReadOffsets) else 0)
         self.holes_healed += 1
         await self.seek(tp, committed)
+
+
+    def _passed_over(self, tp: TP, start: int, end: int) -> None:
+        """The fetcher read ``tp`` on from ``start`` to ``end`` without returning a record,
+        and every record it did return, up to ``start``, is committed (both read together on
+        its thread, so nothing of it can still be on its way): those offsets hold no record
+        (a transaction's marker as the partition's last offset, records of an aborted one, or
+        of a log start moved on), and the commit goes over them. Without a record after them
+        nothing else proves it: the watchdog took the partition for stuck, sought it back to
+        the marker every two intervals and warned each time, and the group's lag stayed 1."""
+        with ack_lock:
+            self._gap[tp].addi(start, end)
+            self._gap[tp].merge_overlaps()
+            if end - 1 not in self._acked_index[tp]:  # the gap commits once something is acked
+                self._acked_index[tp].add(end - 1)
+                self._acked[tp].append(end - 1)
+        log.info("consumer: %s offsets %d..%d hold no record (the fetch position is %d, every "
+                 "record before it committed): transaction markers or aborted writes, "
+                 "committed over", tp, start, end - 1, end)
 
 
 WAITING_REPORT = 3

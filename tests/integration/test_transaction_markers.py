@@ -108,3 +108,39 @@ def test_records_after_a_transaction_marker_are_taken_and_committed(
             committed_and_end(private_broker, worker.app_id, [RAW_0, EVENTS_0])))))
     finally:
         worker.stop()
+
+
+RAW_1 = TopicPartition(RAW, 1)
+
+
+def test_a_marker_at_the_end_of_a_partition_is_committed_over_not_sought_again(
+        private_broker: KafkaConnection, tmp_path: Path) -> None:
+    """A partition whose last offset is a transaction's marker (``netral dlq replay`` was the
+    last to write it): nothing will come after it to prove it is no record. The watchdog took
+    the partition for stuck behind records it was never handed, sought it back to the marker
+    every two intervals and warned each time, for as long as nothing else was written there;
+    and the group's lag stayed at 1."""
+    raw = [report() for _ in range(3)]
+    asyncio.run(produce_to(private_broker, RAW_1, [
+        (r.source_id.encode(), encode(CODEC, r)) for r in raw], transaction=True))
+    worker = WorkerProcess(private_broker, tmp_path, prefix="netral-markers-end",
+                           NETRAL_WORKER_STAGES="normalize", NETRAL_WORKER_HOLE_CHECK_S="1")
+    worker.start()
+    try:
+        normalized = {f"bawaslu:{r.source_id}" for r in raw}
+        asyncio.run(consume_until(private_broker, [EVENTS], lambda rs: normalized <= {
+            CODEC.decode(r.value).value["event_id"] for r in rs}, timeout_s=120))
+
+        last: list[tuple[int | None, int]] = []
+
+        async def committed_to_the_end() -> bool:
+            last[:] = (await committed_and_end(private_broker, worker.app_id, [RAW_1])).values()
+            return last[0][0] == last[0][1]
+
+        asyncio.run(wait_until(committed_to_the_end, 30, lambda: f"(committed, end) {last}\n"
+                               + worker.log()[-3000:]))
+        assert f"{RAW}', partition=1" not in "".join(
+            line for line in worker.log().splitlines() if "sought back to it" in line), \
+            worker.log()[-3000:]
+    finally:
+        worker.stop()
