@@ -148,6 +148,7 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
     """
 
     hole_check_s: float = 10.0  # NETRAL_WORKER_HOLE_CHECK_S; 0: no watch
+    _thread: RebalanceSafeConsumerThread
     stop_commit_timeout_s: float = 15.0  # the final commit's bound (a stop must end)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -211,8 +212,6 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
                 raise
 
         self.callback = callback
-
-    _thread: RebalanceSafeConsumerThread
 
     def _new_consumer_thread(self) -> RebalanceSafeConsumerThread:
         return RebalanceSafeConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -691,7 +690,6 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
                     if isinstance(self._read_offset, ReadOffsets) else 0)
         self.holes_healed += 1
         await self.seek(tp, committed)
-
 
     def _passed_over(self, tp: TP, start: int, end: int) -> None:
         """The fetcher read ``tp`` on from ``start`` to ``end`` without returning a record,
