@@ -91,15 +91,31 @@ class RebalanceSafeConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         # per partition: the offset after the last record a fetch returned, or the offset of
         # this consumer's last seek; unknown after a seek of another kind
         self.returned: dict[TP, int] = {}
+        # (partition, start, end): offsets the fetcher went over without a record, since the
+        # loop last took them (see _fetch_records)
+        self.no_records: list[tuple[TP, int, int]] = []
 
     async def _fetch_records(self, consumer: Any, active_partitions: Any,
                              timeout: float | None = None,  # noqa: ASYNC109 - Faust's signature
                              max_records: int | None = None) -> Any:
+        """Faust's fetch, noting the offsets it went over without a record. The fetcher
+        returns a partition's records in offset order from its position, which only a seek
+        moves otherwise (and a seek forgets :attr:`returned`): so a jump between two records
+        it returns, or from where the last ones ended to the first of these, is offsets
+        holding no record (a transaction's marker, an aborted write, a compacted record; or,
+        between two fetches, records retention deleted meanwhile, which only a commit may go
+        over). Seen from the loop, a jump could also be records Faust dropped on the way."""
         records = await super()._fetch_records(consumer, active_partitions, timeout=timeout,
                                                max_records=max_records)
         for tp, batch in records.items():
-            if batch:
-                self.returned[tp] = batch[-1].offset + 1
+            if not batch:
+                continue
+            at = self.returned.get(tp)
+            for record in batch:
+                if at is not None and record.offset > at:
+                    self.no_records.append((tp, at, record.offset))
+                at = record.offset + 1
+            self.returned[tp] = batch[-1].offset + 1
         return records
 
     async def _seek_wait(self, consumer: Any, partitions: Mapping[TP, int]) -> None:
@@ -233,6 +249,10 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
         self._check_batch_handed_over()
         requested = dict(self._seek_epoch)
         records, active = await super()._wait_next_records(timeout)
+        # No fetch is under way between two of these calls: the thread's spans are all here.
+        spans, self._thread.no_records = self._thread.no_records, []
+        for tp, start, end in spans:
+            self._no_records_in(tp, start, end)
         if records:
             self._fetched_epoch = {tp: requested.get(tp, 0) for tp in records}
             self._batch = {tp: (rs[0].offset, rs[-1].offset) for tp, rs in records.items()
@@ -691,6 +711,16 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
         self.holes_healed += 1
         await self.seek(tp, committed)
 
+    def _no_records_in(self, tp: TP, start: int, end: int) -> None:
+        """Offsets [start, end) of ``tp`` hold no record (proven on the consumer's thread):
+        a gap the commit goes over at once, where the watchdog would have sought the partition
+        back to it two intervals later (and warned)."""
+        with ack_lock:
+            self._gap[tp].addi(start, end)
+            self._gap[tp].merge_overlaps()
+        log.debug("consumer: %s offsets %d..%d hold no record (the fetcher went over them): "
+                  "committed over", tp, start, end - 1)
+
     def _passed_over(self, tp: TP, start: int, end: int) -> None:
         """The fetcher read ``tp`` on from ``start`` to ``end`` without returning a record,
         and every record it did return, up to ``start``, is committed (both read together on
@@ -699,9 +729,8 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
         of a log start moved on), and the commit goes over them. Without a record after them
         nothing else proves it: the watchdog took the partition for stuck, sought it back to
         the marker every two intervals and warned each time, and the group's lag stayed 1."""
+        self._no_records_in(tp, start, end)
         with ack_lock:
-            self._gap[tp].addi(start, end)
-            self._gap[tp].merge_overlaps()
             if end - 1 not in self._acked_index[tp]:  # the gap commits once something is acked
                 self._acked_index[tp].add(end - 1)
                 self._acked[tp].append(end - 1)
