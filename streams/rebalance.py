@@ -118,6 +118,16 @@ class RebalanceSafeConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
             self.returned[tp] = batch[-1].offset + 1
         return records
 
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        for tp in revoked:
+            self.returned.pop(tp, None)
+        await super().on_partitions_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
+        for tp in assigned:  # aiokafka sets their positions from the group's commit
+            self.returned.pop(tp, None)
+        await super().on_partitions_assigned(assigned, generation_id)
+
     async def _seek_wait(self, consumer: Any, partitions: Mapping[TP, int]) -> None:
         for tp in partitions:
             self.returned.pop(tp, None)
