@@ -52,15 +52,7 @@ from streams.rules.policy import load_policies
 from streams.rules.snapshot import Manifest, dump, load
 from streams.rules.stage import CaseStage, InputKind, pack
 
-from .harness import (
-    OUT,
-    REPO,
-    Row,
-    baseline_clients,
-    bench_broker,
-    make_topics,
-    produce_all,
-)
+from .harness import OUT, REPO, Row, baseline_clients, bench_broker, make_topics, produce_all
 from .harness import table as harness_table
 
 RAW_TOPICS = [raw_topic(a) for a in Agency]

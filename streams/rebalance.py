@@ -382,8 +382,7 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
         (:attr:`no_records`): records lost to retention are an error it must report."""
         if checked:
             self.no_records[tp] = (start, first)
-        self._gap[tp].addi(start, first)
-        self._gap[tp].merge_overlaps()
+        self._no_records_in(tp, start, first)
         floor = self._lost_floor.get(tp)
         if floor is not None and start <= floor < first:
             del self._lost_floor[tp]  # no record was lost there

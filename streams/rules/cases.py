@@ -582,13 +582,12 @@ class _Draft:
         published = publish(record, before, now)
         # The fold goes on from the record the book publishes (the same content; the fold
         # never reads version or updated_at): one record per case in memory, not two.
-        if published is None:
-            assert before is not None  # nothing changed in a case the book has
-            self.logs = self.logs.set(case_id, CaseLog(log.opening, log.entries,
-                                                       with_record(log.fold, before)))
-            return NONE
+        kept = published or before
+        assert kept is not None  # publish gives None only for an unchanged case of the book
         self.logs = self.logs.set(case_id, CaseLog(log.opening, log.entries,
-                                                   with_record(log.fold, published)))
+                                                   with_record(log.fold, kept)))
+        if published is None:
+            return NONE
         self.cases = self.cases.set(case_id, published)
         self._reindex(before, published)
         if newcomer is not None:

@@ -247,7 +247,7 @@ class SnapshotWriter:
         if fold.record is not None:
             r = fold.record
             shared = {"version": r.version, "updated_at": r.updated_at, "match": r.match}
-            if case is not None and case.model_copy(update=shared) == r:
+            if case is not None and (r is case or case.model_copy(update=shared) == r):
                 record = {"version": r.version, "updated_at": r.updated_at.isoformat(),
                           "match": _match_json(r.match)}
             else:
