@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
 
-.PHONY: help install broker-dist compose-client chromium postgresql demo test test-faults test-faults-light test-unit test-integration lint bench clean
+.PHONY: help install broker-dist compose-client chromium postgresql demo test test-faults test-faults-light test-unit test-integration lint bench bench-restore clean
 
 help:
 	@echo "make demo   - set up and run the hub locally on a sample wave, show the result"
@@ -18,6 +18,7 @@ help:
 	@echo "make test   - set up and run the whole test suite on a real Kafka broker"
 	@echo "make lint   - ruff, mypy and the import-layer contract"
 	@echo "make bench  - benchmarks, written to bench/RESULTS.md"
+	@echo "make bench-restore - 1M cases restored from the changelog by a worker, written to bench/RESTORE.md (about an hour the first time)"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -91,6 +92,9 @@ lint: install
 
 bench: broker-dist
 	$(BIN)/python -m bench.run
+
+bench-restore: broker-dist
+	$(BIN)/python -m bench.restore_changelog all
 
 clean:
 	-$(BIN)/netral broker stop

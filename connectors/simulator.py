@@ -82,6 +82,9 @@ class SimConfig:
     late_rate: float = 0.05
     bad_rate: float = 0.01
     seed: int = 2024
+    #: The first case's number: a wave simulated in parts (each with its own seed) numbers its
+    #: cases apart, so their register numbers never meet.
+    first_case: int = 0
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,7 @@ def simulate(cfg: SimConfig) -> Simulation:
     events: list[SimEvent] = []
     truth: list[TrueCase] = []
     pilkada = cfg.election is Election.PILKADA_2024
-    for n in range(cfg.cases):
+    for n in range(cfg.first_case, cfg.first_case + cfg.cases):
         region = rng.choice(places)
         name = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
         person = PersonRef(nip=random_nip(rng), name=name,

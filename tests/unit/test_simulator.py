@@ -72,3 +72,19 @@ def test_pemilu_has_no_bawaslu_review_step() -> None:
     sim = simulate(SimConfig(election=Election.PEMILU_2024, cases=300, seed=4))
     assert not any(isinstance(e.record, BawasluReport) and e.record.review_outcome
                    for e in sim.events)
+
+
+def test_a_wave_in_parts_numbers_its_cases_apart() -> None:
+    """bench.restore_changelog simulates a million cases in parts, each with its own seed:
+    with ``first_case`` no two parts share a register number or an event id."""
+    def registers(first: int, seed: int) -> tuple[set[str], set[str]]:
+        sim = simulate(SimConfig(cases=400, first_case=first, seed=seed))
+        refs = {e.record.register_number for e in sim.events
+                if isinstance(e.record, BawasluReport)}
+        return refs, {e.event_id for e in sim.events}
+    refs_a, ids_a = registers(0, 1)
+    refs_b, ids_b = registers(400, 2)
+    assert refs_a and refs_b and not refs_a & refs_b
+    assert not ids_a & ids_b
+    assert [c.case_no for c in simulate(SimConfig(cases=3, first_case=400)).truth] == [
+        400, 401, 402]
