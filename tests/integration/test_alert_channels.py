@@ -10,10 +10,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
-import socket
 import sqlite3
-import threading
-import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -25,7 +22,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from aiosmtpd.controller import Controller
 from sqlalchemy import Engine, select
 
@@ -51,6 +47,7 @@ from sinks.sql.sink import RecordMeta, SqlSink
 from sinks.sql.tables import alert_deliveries
 from tests.fixtures.kafka_tools import consume_until, produce
 from tests.fixtures.sql_records import case, random_nip
+from tests.fixtures.threaded_server import ThreadedServer, loopback_socket, url_of
 from tests.fixtures.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -68,31 +65,20 @@ class Receiver:
     """``netral alerts receiver``'s app in uvicorn on a background thread."""
 
     def __init__(self, out: Path) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.sock = loopback_socket()  # the URL goes into the routes before the app exists
+        self.url = url_of(self.sock)
         self.out = out
-        self.server: uvicorn.Server | None = None
-        self.thread: threading.Thread | None = None
+        self.server: ThreadedServer | None = None
 
     def start(self, routes: Routes, fail_first: int = 0) -> None:
         app = create_receiver_app(ReceiverConfig(secrets=secrets_of(routes), out_file=self.out,
                                                  fail_first=fail_first))
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
-                                       daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            assert self.thread.is_alive(), "receiver died at start"
-            assert time.monotonic() < deadline, "receiver did not start within 20 s"
-            time.sleep(0.02)
+        self.server = ThreadedServer(app, "receiver", sock=self.sock, lifespan="off")
+        self.server.start(timeout_s=20)
 
     def stop(self) -> None:
-        if self.server is not None and self.thread is not None:
-            self.server.should_exit = True
-            self.thread.join(timeout=10)
+        if self.server is not None:
+            self.server.stop(timeout_s=10)
         self.sock.close()
 
     async def state(self) -> dict[str, Any]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,16 +13,15 @@ from typing import TYPE_CHECKING, Any, cast
 import httpx
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, given, settings
 
 from connectors.ingest import IngestLimits
 from connectors.keys import KeyStore, add_key
 from hub.api.app import create_app
-from hub.broker.local import free_port
 from schemas.kafka import KafkaConnection
 from schemas.topics import Agency
 from tests.fixtures.kafka_tools import consume_until
+from tests.fixtures.threaded_server import serving
 from tests.unit.test_connectors_native import BAWASLU
 
 if TYPE_CHECKING:
@@ -50,21 +47,8 @@ def _serve(kafka: KafkaConnection, home: Path, limits: IngestLimits) -> Iterator
     keyfile = home / "api-keys.yaml"
     keys = {Agency.BAWASLU: add_key(keyfile, Agency.BAWASLU),
             Agency.BKN: add_key(keyfile, Agency.BKN)}
-    port = free_port()
-    config = uvicorn.Config(create_app(kafka, KeyStore.load(keyfile), limits),
-                            host="127.0.0.1", port=port, log_level="warning")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield Server(f"http://127.0.0.1:{port}", keys)
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=30)
+    with serving(create_app(kafka, KeyStore.load(keyfile), limits)) as url:
+        yield Server(url, keys)
 
 
 def _report(sid: str, **changes: Any) -> dict[str, Any]:

@@ -8,7 +8,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 from sqlalchemy import func, select
@@ -20,6 +19,7 @@ from schemas.kafka import KafkaConnection
 from schemas.topics import CASES
 from tests.fixtures.kafka_tools import consume_until
 from tests.fixtures.national_record import latest_cases
+from tests.fixtures.waiting import poll_until
 from tests.helpers import REPO
 
 pytestmark = pytest.mark.integration
@@ -52,16 +52,16 @@ def test_sigkill_mid_drain_loses_nothing(topics: KafkaConnection, database_url: 
     kills = 0
     for _ in range(3):
         proc = _relay(db, topics.bootstrap)
-        deadline = time.monotonic() + 60
         # kill once some rows are marked sent, at a random point of the drain
         target = rng.randint(BATCH, ROWS // 2)
-        while time.monotonic() < deadline and proc.poll() is None:
+
+        def sent_or_exited(proc: subprocess.Popen[bytes] = proc, target: int = target) -> bool:
+            if proc.poll() is not None:
+                return True
             with engine.connect() as conn:
-                sent = conn.execute(select(func.count()).where(outbox.c.sent_at.is_not(None))
-                                    ).scalar_one()
-            if sent >= target:
-                break
-            time.sleep(0.05)
+                return bool(conn.execute(select(func.count()).where(
+                    outbox.c.sent_at.is_not(None))).scalar_one() >= target)
+        poll_until(sent_or_exited, 60, f"the relay marked {target} rows sent")
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1

@@ -39,6 +39,7 @@ from schemas.models import CanonicalEvent
 from schemas.topics import CASES, EVENTS, Agency, dlq_topic
 from tests.factories import encode, report
 from tests.fixtures.kafka_tools import consume_until, produce
+from tests.fixtures.waiting import poll_until
 from tests.helpers import REPO, netral
 from tests.unit.test_connectors_native import BAWASLU
 
@@ -234,17 +235,14 @@ class Pipeline:
 
 
 def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 90
-    while True:
+    def up() -> bool:
         if proc.poll() is not None:
             raise AssertionError(f"process died:\n{log.read_text(errors='replace')}")
         try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
+            return httpx.get(url, timeout=2).status_code == 200
         except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, f"{url} not up:\n{log.read_text(errors='replace')}"
-        time.sleep(0.2)
+            return False
+    poll_until(up, 90, lambda: f"{url} not up:\n{log.read_text(errors='replace')}", poll_s=0.2)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -402,31 +400,19 @@ def test_no_nip_in_the_logs_of_a_secure_run(secure: Secure, pipeline: Pipeline,
 def cors_api(secure: Secure, tmp_path_factory: pytest.TempPathFactory
              ) -> Iterator[tuple[str, str]]:
     """The API app with one allowed origin, on loopback, publishing as svc-api; (url, key)."""
-    import threading
 
-    import uvicorn
 
     from connectors.ingest import IngestLimits
     from connectors.keys import KeyStore
     from hub.api.app import create_app
+    from tests.fixtures.threaded_server import serving
 
     keys = tmp_path_factory.mktemp("cors") / "api-keys.yaml"
     key = add_key(keys, Agency.BAWASLU)
-    port = free_port()
     app = create_app(secure.conn("svc-api"), KeyStore.load(keys), IngestLimits(),
                      cors_origins=["https://satgas.example"])
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not srv.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}", key
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=30)
+    with serving(app) as url:
+        yield url, key
 
 
 def test_cors_opens_only_for_configured_origins(cors_api: tuple[str, str]) -> None:

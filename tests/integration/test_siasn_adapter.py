@@ -10,10 +10,8 @@ import asyncio
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -24,7 +22,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from pydantic import SecretStr
 
@@ -41,6 +38,7 @@ from schemas.topics import TopicSpec
 from sinks.siasn.client import HttpSiasnClient, SiasnConfig
 from sinks.siasn.runner import AdapterStats, AdapterTopics, RunnerOptions, run_adapter
 from tests.fixtures.kafka_tools import consume_until, produce
+from tests.fixtures.threaded_server import ThreadedServer
 from tests.fixtures.waiting import wait_until
 from tests.helpers import REPO
 
@@ -57,27 +55,14 @@ class MockSiasn:
     """The mock in a uvicorn server on a background thread; read back over HTTP like a test."""
 
     def __init__(self, config: MockConfig) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(create_app(config), log_level="warning",
-                                                    lifespan="off"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
-                                       daemon=True)
+        self.server = ThreadedServer(create_app(config), "mock SIASN", lifespan="off")
+        self.url = self.server.url
 
     def start(self) -> None:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            assert self.thread.is_alive(), "mock SIASN died at start"
-            assert time.monotonic() < deadline, "mock SIASN did not start within 20 s"
-            time.sleep(0.02)
+        self.server.start(timeout_s=20)
 
     def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self.sock.close()
+        self.server.stop(timeout_s=10)
 
     async def get(self, path: str) -> Any:
         async with httpx.AsyncClient(base_url=self.url, timeout=10) as http:

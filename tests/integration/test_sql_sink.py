@@ -9,7 +9,6 @@ The PostgreSQL cases skip, with the reason, only when no server can be started h
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -193,10 +192,9 @@ async def _end_offsets(kafka: KafkaConnection) -> dict[TopicPartition, int]:
                                 isolation_level="read_committed")
     await consumer.start()
     try:
-        deadline = time.monotonic() + 30
-        while {tp.topic for tp in consumer.assignment()} != set(SQL_TOPICS):
-            assert time.monotonic() < deadline, "no metadata for the record's topics"
-            await asyncio.sleep(0.05)
+        async def assigned() -> bool:
+            return {tp.topic for tp in consumer.assignment()} == set(SQL_TOPICS)
+        await wait_until(assigned, 30, "no metadata for the record's topics")
         return dict(await consumer.end_offsets(list(consumer.assignment())))
     finally:
         await consumer.stop()
