@@ -317,11 +317,9 @@ def _place_report(draft: _Draft, event: CanonicalEvent, now: datetime, calendar:
             if same_incident(draft.cases[c], event.election, event.violation_type,
                              event.incident_date, policy.dedupe_window_days)]
     names = [p.name_words for p in pool]
-    if nip is None:  # a NIP is one person in every election: compare with every known person
-        persons, their_names = draft.persons.column(NAME_WORDS)
-        pool += persons
-        names += their_names
-    match = match_person(query, pool, policy.match, names=names)
+    # a NIP is one person in every election: without one, compare with every known person
+    everyone = draft.persons.column_slots(NAME_WORDS) if nip is None else ()
+    match = match_person(query, pool, policy.match, names=names, more=everyone)
     info = MatchInfo(score=match.score, matched_fields=match.matched_fields)
     chosen = match.chosen
     if chosen is not None:

@@ -207,7 +207,8 @@ def _region_score(a: str, b: str) -> float:
 
 
 def match_person(query: KnownPerson, known: Iterable[KnownPerson], thresholds: MatchThresholds,
-                 *, name_cutoff: float = 75.0, names: Sequence[str] | None = None
+                 *, name_cutoff: float = 75.0, names: Sequence[str] | None = None,
+                 more: Iterable[tuple[Sequence[KnownPerson], Sequence[str]]] = ()
                  ) -> PersonMatch:
     """Score ``query`` against ``known`` and decide MERGE, REVIEW or NEW.
 
@@ -215,31 +216,36 @@ def match_person(query: KnownPerson, known: Iterable[KnownPerson], thresholds: M
     persons): every name at or above ``name_cutoff``, with no count limit, since namesakes tie on
     the name and only office and region tell them apart. Only the shortlist gets the full score.
     ``names``: each known person's ``name_words``, in ``known``'s order, if the caller keeps
-    them listed already.
+    them listed already. ``more``: further known persons, each group with its names listed
+    (:meth:`~streams.rules.pmap.PMap.column_slots`), compared as if they followed ``known``.
     """
     # The pool and its names are listed at C speed (list(), map(attrgetter)); the query's own
     # key is skipped among the hits instead of filtering the pool first: every other person's
     # score is the same either way, and the candidates are sorted below.
     pool = known if isinstance(known, list) else list(known)
-    if not pool or not query.norm_name:
-        return PersonMatch(decision=Decision.NEW, score=0.0, matched_fields=())
     # token_sort_ratio is ratio over the words sorted (rapidfuzz.fuzz_py's definition): each
     # known name's words are sorted once (``name_words``), not in every comparison; same scores.
     if names is None:
         names = list(map(NAME_WORDS, pool))
-    elif len(names) != len(pool):
-        raise ValueError(f"{len(names)} names for {len(pool)} known persons")
-    hits = process.extract(query.name_words, names,
-                           scorer=fuzz.ratio, limit=None, score_cutoff=name_cutoff)
+    groups = [(pool, names), *more]
+    if not query.norm_name or not any(persons for persons, _ in groups):
+        return PersonMatch(decision=Decision.NEW, score=0.0, matched_fields=())
     # Scored as plain tuples, sorted by (score desc, key); only the close ones become
-    # Candidates (a common name shortlists many namesakes, few of them close).
+    # Candidates (a common name shortlists many namesakes, few of them close). Group by
+    # group, the hits come in the order one list of them all would give equal keys.
     scored = []
-    for _, name, index in hits:
-        person = pool[index]
-        if person.key == query.key:
+    for persons, their_names in groups:
+        if len(their_names) != len(persons):
+            raise ValueError(f"{len(their_names)} names for {len(persons)} known persons")
+        if not persons:
             continue
-        score, fields, name_score = _score(query, person, thresholds, name / 100)
-        scored.append((-score, person.key, fields, name_score, person))
+        for _, name, index in process.extract(query.name_words, their_names, scorer=fuzz.ratio,
+                                              limit=None, score_cutoff=name_cutoff):
+            person = persons[index]
+            if person.key == query.key:
+                continue
+            score, fields, name_score = _score(query, person, thresholds, name / 100)
+            scored.append((-score, person.key, fields, name_score, person))
     scored.sort(key=_RANK)
     close = tuple(Candidate(key=key, nip=person.nip, case_ids=person.case_ids, score=-neg,
                             name_score=name_score, matched_fields=fields)

@@ -112,17 +112,28 @@ class PMap(Mapping[str, V]):
         return f"PMap({dict(self.items())!r})"
 
     def column(self, attribute: Callable[[V], Any]) -> tuple[list[V], list[Any]]:
-        """Every value (in iteration order) and ``attribute`` of each, as two lists.
+        """Every value (in iteration order) and ``attribute`` of each, as two lists: the
+        :meth:`column_slots` joined (O(n) list concatenation, at C speed but per call)."""
+        values: list[V] = []
+        column: list[Any] = []
+        for listed, attributes in self.column_slots(attribute):
+            values += listed
+            column += attributes
+        return values, column
+
+    def column_slots(self, attribute: Callable[[V], Any]) -> list[Column]:
+        """Per slot that holds any, in iteration order: its values and ``attribute`` of each.
 
         Memoised per slot and shared with the maps written from this one, so after a write
-        only the slot written is listed again: O(n) list concatenation at C speed, plus
-        O(n/256) Python work. ``attribute`` must be a pure function of the value.
+        only the slot written is listed again: O(n/256) Python work per call, and nothing
+        copied. The name-only matcher scores slot by slot: joining the slots for every report
+        cost more than the scoring at 200,000 known persons (measured). The lists are shared:
+        read them, never change them. ``attribute`` must be a pure function of the value.
         """
         per_slot = self._columns.get(attribute)
         if per_slot is None:
             per_slot = self._columns[attribute] = [None] * _FAN
-        values: list[V] = []
-        column: list[Any] = []
+        slots: list[Column] = []
         for i, node in enumerate(self._root):
             if node is None:
                 continue
@@ -130,9 +141,8 @@ class PMap(Mapping[str, V]):
             if cached is None:
                 listed = list(chain.from_iterable(map(dict.values, filter(None, node))))
                 cached = per_slot[i] = (listed, list(map(attribute, listed)))
-            values += cached[0]
-            column += cached[1]
-        return values, column
+            slots.append(cached)
+        return slots
 
     def set(self, key: str, value: V) -> PMap[V]:
         h = _crc32(key.encode())

@@ -196,6 +196,27 @@ def test_two_close_candidates_are_never_merged_silently() -> None:
     assert {c.nip for c in match.candidates} == {NIP_A, NIP_B}
 
 
+def test_more_groups_score_as_if_they_followed_the_pool() -> None:
+    """The name-only matcher passes the known persons slot by slot (``more``): every decision,
+    score and candidate order is the one of a single list, namesakes in several groups too."""
+    people = [_known(NIP_A, "Budi Santoso"), _known(NIP_B, "Budi Santoso"),
+              _known("199001012015031003", "Budi Santosa"),
+              _known("199001012015031004", "Rina Wijaya"),
+              _known("199001012015031005", "Budiman Santoso")]
+    for name in ("Budi Santoso", "Budi Santosa", "Rina Wijaya", "Agus Salim"):
+        whole = match_person(_query(name), people, THRESHOLDS)
+        for cut in range(len(people) + 1):
+            head, tail = people[:cut], people[cut:]
+            parts = [(tail[i:i + 2], [p.name_words for p in tail[i:i + 2]])
+                     for i in range(0, len(tail), 2)]
+            assert match_person(_query(name), head, THRESHOLDS, more=parts) == whole
+    assert match_person(_query("Budi Santoso"), [], THRESHOLDS, more=[([], [])]).decision \
+        is Decision.NEW
+    with pytest.raises(ValueError, match="1 names for 2 known persons"):
+        match_person(_query("Budi Santoso"), [], THRESHOLDS,
+                     more=[(people[:2], ["budi santoso"])])
+
+
 def _name_only(sid: str, when: datetime, name: str = "Drs. H. BUDI SANTOSO, M.Si",
                ref: str = REF2) -> CanonicalEvent:
     return report(sid, when, ref=ref, who=person(nip=None, name=name, position=None))

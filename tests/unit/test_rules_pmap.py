@@ -61,6 +61,21 @@ def test_column_after_a_write_lists_only_the_bucket_written_again() -> None:
     assert column == [v * 10 for v in values]
 
 
+def test_column_slots_are_the_column_in_parts_and_shared_until_written() -> None:
+    tens = _Counting()
+    old = PMap({str(i): i for i in range(1000)})
+    slots = old.column_slots(tens)
+    assert [v for values, _ in slots for v in values] == list(old.values())
+    assert [c for _, column in slots for c in column] == old.column(tens)[1]
+    assert all(values for values, _ in slots) and len(slots) <= 256
+    new = old.set("5", -5)
+    again = new.column_slots(tens)
+    # one slot listed anew, every other one the very same lists (nothing copied)
+    assert sum(a is not b for a, b in zip(slots, again, strict=True)) == 1
+    assert [v for values, _ in again for v in values] == list(new.values())
+    assert PMap().column_slots(tens) == []
+
+
 def test_columns_of_different_attributes_are_kept_apart() -> None:
     m = PMap({"a": 1, "b": 2}).set("c", 3)
     assert m.column(str)[1] == [str(v) for v in m.values()]
