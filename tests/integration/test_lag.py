@@ -7,7 +7,6 @@ import asyncio
 import re
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -117,6 +116,7 @@ def test_a_group_behind_for_too_long_raises_one_ops_alert(topics: KafkaConnectio
     from sinks.sql.engine import create_sql_engine
     from tests.fixtures.kafka_tools import consume_until, produce
     from tests.fixtures.monitor_server import serve_app
+    from tests.fixtures.waiting import poll_until
 
     group = f"lagging-{unique}"
     asyncio.run(backlog(topics, f"lag-alert-{unique}", group))
@@ -141,8 +141,15 @@ def test_a_group_behind_for_too_long_raises_one_ops_alert(topics: KafkaConnectio
                                             timeout_s=60))
         first = ours(records)
         assert len(first) == 1 and "6 messages" in first[0].detail
-        # it stays behind: still one alert for this episode after more refreshes
-        time.sleep(3)  # several refresh periods of 0.5 s, to give a second alert the chance
+        # it stays behind: still one alert for this episode after four more refreshes (each
+        # one a new snapshot; a refresh awaits its alerts before the next one begins)
+        seen = [monitor.lag.snapshot]
+
+        def refreshed() -> bool:
+            if monitor.lag.snapshot is not seen[-1]:
+                seen.append(monitor.lag.snapshot)
+            return len(seen) > 4
+        poll_until(refreshed, 30, lambda: f"{len(seen) - 1} of 4 more lag refreshes")
         marker = Alert(alert_id=f"marker-{unique}", rule="test.marker", severity="INFO",
                        region_code="31", province_code="31", title="marker", detail="marker",
                        at=first[0].at, dedupe_key=f"marker-{unique}")
