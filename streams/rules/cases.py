@@ -126,6 +126,9 @@ class CaseBook:
     ``commands``: review command ids already applied. ``adoptable``: the register numbers that
     are both in ``orphans`` and ``by_ref`` (orphans whose case is known now), kept in step with
     both maps by every write, so adopting them costs O(adoptable), not a scan of the orphans.
+    ``by_deadline``: a case's ``next_deadline`` (ISO date) -> the ids of the cases due that day
+    (sorted), so a deadline scan reads the days due, not every case (a snapshot does not
+    store it: the reader rebuilds it from the cases, :func:`deadline_index`).
     """
 
     cases: PMap[CaseRecord] = field(default_factory=empty)
@@ -139,6 +142,7 @@ class CaseBook:
     orphans: PMap[tuple[CanonicalEvent, ...]] = field(default_factory=empty)
     commands: frozenset[str] = frozenset()
     adoptable: frozenset[str] = frozenset()
+    by_deadline: PMap[tuple[str, ...]] = field(default_factory=empty)
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,12 +275,15 @@ def scan_deadlines(state: CaseBook, today: date, now: datetime, calendar: Calend
                    policies: Policies) -> tuple[CaseBook, Outputs]:
     """Take every escalation step due on ``today`` (Jakarta date); idempotent and restart-safe:
     a step taken is an entry of its case, so the next scan finds nothing due until the next
-    interval has run. O(cases) per scan."""
+    interval has run. The cases due are read from ``by_deadline`` (the days up to ``today``),
+    in case id order: O(days with a deadline + cases due) per scan, where a pass over every
+    case cost ~4 s at a million (measured: the sort and the lookups alone)."""
     draft = _Draft(state)
     out = NONE
-    for case_id in sorted(state.cases):
+    day = today.isoformat()  # ISO dates sort as the days do
+    for case_id in sorted(c for d, ids in state.by_deadline.items() if d <= day for c in ids):
         case = state.cases[case_id]
-        if case.next_deadline is None or case.next_deadline > today:
+        if case.next_deadline is None or case.next_deadline > today:  # never: in step
             continue
         policy = policy_for(policies, case.election)
         step = escalation.due_step(case, today)
@@ -494,6 +501,7 @@ class _Draft:
         self.orphans = book.orphans
         self.commands = book.commands
         self.adoptable = book.adoptable
+        self.by_deadline = book.by_deadline
         self.avro: dict[str, bytes] = {}  # event id -> its bytes as consumed (the input's)
 
     def freeze(self) -> CaseBook:
@@ -501,7 +509,7 @@ class _Draft:
                         by_nip=self.by_nip, persons=self.persons, nameless=self.nameless,
                         nameless_by_kind=self.nameless_by_kind, seen=self.seen,
                         orphans=self.orphans, commands=self.commands,
-                        adoptable=self.adoptable)
+                        adoptable=self.adoptable, by_deadline=self.by_deadline)
 
     def park_orphan(self, event: CanonicalEvent) -> None:
         assert event.case_ref is not None
@@ -612,10 +620,22 @@ class _Draft:
                 self.seen = self.seen.delete(source.event_id)
 
     def _reindex(self, before: CaseRecord | None, after: CaseRecord | None) -> None:
-        """Keep the register-number, NIP and person indexes in step with one case."""
+        """Keep the register-number, NIP, person and deadline indexes in step with one case."""
         current = after or before
         assert current is not None
         case_id = current.case_id
+        old_day = before.next_deadline if before else None
+        new_day = after.next_deadline if after else None
+        if old_day != new_day:
+            if old_day is not None:
+                rest = tuple(c for c in self.by_deadline.get(old_day.isoformat(), ())
+                             if c != case_id)
+                self.by_deadline = (self.by_deadline.set(old_day.isoformat(), rest) if rest
+                                    else self.by_deadline.delete(old_day.isoformat()))
+            if new_day is not None:
+                ids = self.by_deadline.get(new_day.isoformat(), ())
+                self.by_deadline = self.by_deadline.set(new_day.isoformat(),
+                                                        tuple(sorted((*ids, case_id))))
         old_refs = set(before.case_refs) if before else set()
         new_refs = set(after.case_refs) if after else set()
         for ref in old_refs - new_refs:
@@ -695,6 +715,15 @@ def nameless_by_kind(cases: Iterable[CaseRecord]) -> PMap[tuple[str, ...]]:
     for case in cases:
         if case.person.nip is None:
             index.setdefault(_kind_of(case), []).append(case.case_id)
+    return PMap({k: tuple(sorted(v)) for k, v in index.items()})
+
+
+def deadline_index(cases: Iterable[CaseRecord]) -> PMap[tuple[str, ...]]:
+    """``CaseBook.by_deadline`` built from scratch (a snapshot's reader)."""
+    index: dict[str, list[str]] = {}
+    for case in cases:
+        if case.next_deadline is not None:
+            index.setdefault(case.next_deadline.isoformat(), []).append(case.case_id)
     return PMap({k: tuple(sorted(v)) for k, v in index.items()})
 
 

@@ -70,7 +70,7 @@ from schemas.models import (
     MatchInfo,
 )
 
-from .cases import CaseBook, CaseLog, nameless_by_kind
+from .cases import CaseBook, CaseLog, deadline_index, nameless_by_kind
 from .escalation import Calendar
 from .matching import KnownPerson
 from .merge import DeadlineStep, Entry, Fold, Opening, ReviewResolved, UnblockConfirmed
@@ -388,7 +388,8 @@ class _Reader:
         book = CaseBook(cases=cases, logs=logs, by_ref=by_ref, by_nip=by_nip, persons=persons,
                         nameless=nameless, nameless_by_kind=by_kind, seen=seen, orphans=orphans,
                         commands=frozenset(head["commands"]),
-                        adoptable=frozenset(head["adoptable"]))
+                        adoptable=frozenset(head["adoptable"]),
+                        by_deadline=deadline_index(cases.values()))
         return CaseStage(self._codec, calendar, policies, book=book, taken=int(head["taken"]),
                          entries=int(head["entries"]),
                          clock=datetime.fromisoformat(head["clock"]),

@@ -1,7 +1,8 @@
 """The case book's derived indexes stay in step with the maps they are derived from.
 
 The book keeps indexes so that an event costs O(its own case), not O(partition): the register
-numbers whose orphans can be adopted (``adoptable``), and the persistent map's own buckets.
+numbers whose orphans can be adopted (``adoptable``), the cases by deadline (``by_deadline``),
+and the persistent map's own buckets.
 These tests rebuild each index from scratch after every input of a shuffled simulated wave
 (decisions before their reports, so orphans wait and are adopted) and compare.
 """
@@ -14,14 +15,16 @@ import pytest
 
 from connectors.simulator import SimConfig, simulate
 from schemas.codec import AvroCodec
+from schemas.errors import InvalidMessage
 from schemas.models import CanonicalEvent
 from schemas.topics import EVENTS, raw_topic
 from streams.rules.calendar import default_calendar
-from streams.rules.cases import CaseBook, nameless_by_kind
+from streams.rules.cases import CaseBook, deadline_index, nameless_by_kind
 from streams.rules.normalize import normalize_record
 from streams.rules.pmap import PMap
 from streams.rules.policy import load_policies
 from streams.rules.stage import CaseStage, InputKind
+from tests.unit.test_rules_snapshot import base_inputs
 
 pytestmark = pytest.mark.unit
 CODEC = AvroCodec()
@@ -59,6 +62,25 @@ def test_adoptable_matches_orphans_and_register_numbers_after_every_input() -> N
             assert stage.book.logs[case_id].fold.record is stage.book.cases[case_id]
     assert parked > 0 and adopted > 0  # the wave exercised both paths
     assert len(stage.book.nameless_by_kind) > 1  # more than one bucket was in use
+
+
+def test_deadline_index_matches_the_cases_after_every_input_and_tick() -> None:
+    """``by_deadline`` (what a deadline scan reads instead of every case) is the cases'
+    ``next_deadline`` as built from scratch, after every event and every tick that escalates."""
+    stage = CaseStage(CODEC, default_calendar(), load_policies())
+    steps = days = 0
+    for kind, value in base_inputs(120):
+        try:
+            out = stage.take(kind, value)
+        except InvalidMessage:  # e.g. a late verification: to the DLQ, the book unchanged
+            continue
+        if kind is InputKind.TICK:
+            steps += sum(t.rule.startswith("deadline.") for t in out.transitions)
+        assert dict(stage.book.by_deadline.items()) == dict(
+            deadline_index(stage.book.cases.values()).items())
+        days = max(days, len(stage.book.by_deadline))
+    assert steps > 0  # ticks took escalation steps (each moves a case's deadline)
+    assert days > 1  # cases were due on several days at once
 
 
 def test_pmap_reads_and_iterates_like_a_dict_bucket_by_bucket() -> None:
