@@ -35,10 +35,11 @@ import gc
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
@@ -52,10 +53,12 @@ from schemas.codec import AvroCodec
 from schemas.errors import InvalidMessage
 from schemas.kafka import KafkaConnection
 from schemas.topics import raw_topic
+from streams.heap import restoring
 from streams.processors.cases import SNAPSHOTS, chunk_key, internal_topics, manifest_key
 from streams.rules.calendar import default_calendar
+from streams.rules.cases import scan_deadlines
 from streams.rules.policy import load_policies
-from streams.rules.snapshot import Manifest, dump
+from streams.rules.snapshot import Manifest, dump, load
 from streams.rules.stage import CaseStage, InputKind
 
 from .cases import Worker, canonical, restore_line, watch_cases
@@ -117,6 +120,33 @@ def build(cases: int, part: int, folder: Path, *, duplicates: float, name_only: 
     return summary
 
 
+def in_process(folder: Path) -> dict[str, object]:
+    """The snapshot loaded in this process as the worker loads it (the floor of its restore),
+    then one deadline scan against the pass over every case that the scan made before the
+    deadline index. The scan's day is the one before the book's first deadline: nothing is
+    due, as at most of the 288 ticks a day, so what is timed is finding what is due."""
+    tune_gc(NetralSettings().worker_gc_threshold)
+    manifest = Manifest.decode((folder / MANIFEST).read_bytes())
+    chunks = [(folder / f"chunk-{i:06d}.bin").read_bytes() for i in range(len(manifest.sizes))]
+    start = time.perf_counter()
+    with restoring(True):
+        stage = load(manifest, chunks, AvroCodec(), default_calendar())
+    loaded = time.perf_counter() - start
+    del chunks
+    cases = stage.book.cases
+    today = date.fromisoformat(min(stage.book.by_deadline)) - timedelta(days=1)
+    start = time.perf_counter()
+    _, out = scan_deadlines(stage.book, today, stage.clock, stage.calendar, stage.policies)
+    scan = time.perf_counter() - start
+    start = time.perf_counter()
+    due = [c for c in sorted(cases) if (d := cases[c].next_deadline) is not None and d <= today]
+    full_pass = time.perf_counter() - start
+    return {"load_s": round(loaded, 1), "scan_day": today.isoformat(), "due": len(due),
+            "steps": len(out.transitions), "scan_ms": round(scan * 1000, 1),
+            "full_pass_ms": round(full_pass * 1000, 1),
+            "deadline_days": len(stage.book.by_deadline)}
+
+
 async def _produce_snapshot(conn: KafkaConnection, topic: str, folder: Path,
                             manifest: Manifest) -> float:
     """The chunks, then the manifest, as the worker writes them (raw key and value bytes on
@@ -145,6 +175,11 @@ def measure(folder: Path) -> dict[str, object]:
                          f"build --dir {folder}` first")
     manifest = Manifest.decode((folder / MANIFEST).read_bytes())
     summary = json.loads((folder / SUMMARY).read_text())
+    # in a process of its own, so its memory (a second book) is gone before the worker starts
+    here = subprocess.run([sys.executable, "-m", "bench.restore_changelog", "in-process",
+                           "--dir", str(folder)], cwd=REPO, check=True, capture_output=True,
+                          text=True)
+    summary.update(json.loads(here.stdout))
     with tempfile.TemporaryDirectory(prefix="netral-bench-restore-") as tmp:
         home = Path(tmp)
         with bench_broker(home) as conn:
@@ -190,6 +225,13 @@ def report(result: dict[str, object], command: str) -> str:
         f"{r['duplicates']}, name-only {r['name_only']} |",
         f"| snapshot | {int(str(r['snapshot_bytes'])) / 2**20:,.0f} MiB in {r['chunks']} chunks "
         f"| {per_case:.0f} bytes per case (zlib level 1); written in {r['dump_s']} s |",
+        f"| in-process load, as the worker loads it (GC paused, book frozen) | {r['load_s']} s "
+        f"| this process, from the snapshot's files: the floor of the worker's restore |",
+        f"| a deadline scan (a tick) on {r['scan_day']}, the day before the first deadline | "
+        f"{r['scan_ms']} ms | {r['due']} cases due, {r['steps']} steps: finding what is due in "
+        f"the deadline index ({r['deadline_days']} days with a deadline) |",
+        f"| the same day's selection by a pass over every case | {r['full_pass_ms']} ms | what "
+        f"each tick cost before the index (sort the ids, visit every case) |",
         f"| produced to the snapshot changelog | {r['produce_s']} s | one local broker, acks=all |",
         f"| worker start to group joined | {r['ready_s']} s | `netral worker`, normalize + cases |",
         f"| **worker start until a new report is a case** | **{r['restored_s']} s** | the "
@@ -210,15 +252,19 @@ def main(argv: list[str]) -> None:
     sub = parser.add_subparsers(dest="step", required=True)
     b = sub.add_parser("build", help="build the book by the rules and write its snapshot")
     m = sub.add_parser("measure", help="restore the built snapshot in a real worker")
+    i = sub.add_parser("in-process", help="load the snapshot in-process, time a deadline scan")
     a = sub.add_parser("all", help="build unless built, measure, write bench/RESTORE.md")
     for p in (b, a):
         p.add_argument("--cases", type=int, default=1_000_000)
         p.add_argument("--part", type=int, default=20_000, help="cases simulated at a time")
         p.add_argument("--duplicates", type=float, default=0.01)
         p.add_argument("--name-only", type=float, default=0.002)
-    for p in (b, m, a):
+    for p in (b, m, i, a):
         p.add_argument("--dir", type=Path, default=DEFAULT_DIR)
     args = parser.parse_args(argv)
+    if args.step == "in-process":
+        print(json.dumps(in_process(args.dir)))
+        return
     if args.step != "measure" and (args.cases <= 0 or args.part <= 0):
         parser.error("--cases and --part must be positive")
     if args.step == "build" or (args.step == "all" and not _built(args.dir, args.cases)):
