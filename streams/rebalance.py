@@ -205,6 +205,9 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
         self._known_committed: dict[TP, int | None] = {}
         self.stale_dropped = 0
         self._stale_logged: dict[TP, int] = {}  # the seek epoch last warned about
+        # per partition: a span seen once without a record (start, first record, checked),
+        # until a second read from its start shows the same first record (see callback)
+        self._unconfirmed: dict[TP, tuple[int, int, bool]] = {}
         deliver: Callable[[Message], Awaitable[Any]] = self.callback
 
         async def callback(message: Message) -> Any:
@@ -227,7 +230,21 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
                 return None
             sought = self._first_from.pop(tp, None)
             if sought is not None and message.offset > sought[0]:
-                self._read_over(tp, sought[0], message.offset, checked=sought[1])
+                seen = self._unconfirmed.pop(tp, None)
+                if seen is None or seen[:2] != (sought[0], message.offset):
+                    # Once is not proof: a batch fetched before the seek took effect looks
+                    # the same (seen: 22..105 taken for empty, all records). Read again from
+                    # the sought offset; the same first record again proves the span. This
+                    # record and the rest of its batch are dropped and come again.
+                    self._unconfirmed[tp] = (sought[0], message.offset, sought[1])
+                    self._seek_epoch[tp] += 1
+                    offsets.delivering[tp] = (message.offset, message.generation_id,
+                                              self._seek_epoch[tp], True)
+                    self._lost(tp, sought[0])
+                    return None
+                self._read_over(tp, sought[0], message.offset, checked=sought[1] or seen[2])
+            elif sought is not None:
+                self._unconfirmed.pop(tp, None)  # the sought offset's record came: no span
             floor = self._lost_floor.get(tp)
             if floor is not None and message.offset <= floor:
                 del self._lost_floor[tp]  # it is here again
@@ -567,7 +584,7 @@ class RebalanceSafeConsumer(faust_aiokafka.Consumer):
         """Faust forgets a revoked partition's offsets; so does this consumer's bookkeeping."""
         for tp in revoked:
             for state in (self._known_committed, self._lost_floor, self._refetch,
-                          self._stale_logged, self._start, self._stage_wants,
+                          self._stale_logged, self._start, self._stage_wants, self._unconfirmed,
                           self.log_start):
                 state.pop(tp, None)
         await super().on_partitions_revoked(revoked)

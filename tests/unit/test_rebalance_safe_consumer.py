@@ -120,9 +120,19 @@ def test_no_commit_over_an_offset_nobody_acked(tmp_path: Path) -> None:
     assert consumer._new_offset(P) == 84  # contiguous from the committed offset
 
 
+def _reseek(consumer: RebalanceSafeConsumer, tp: TP, offset: int, checked: bool) -> None:
+    """What ``seek(tp, offset)`` records, and a batch then fetched after it."""
+    consumer._sought([tp])
+    consumer._expected[tp] = offset
+    consumer._first_from[tp] = (offset, checked)
+    consumer._fetched_epoch = {tp: consumer._seek_epoch[tp]}
+
+
 async def test_offsets_read_over_after_a_seek_are_committed_over(tmp_path: Path) -> None:
-    """Sought to 1 (checked within the log), the first record came at 3: offsets 1 and 2 are
-    no records (a transaction marker), and the commit goes over them."""
+    """Sought to 1 (checked within the log), the first record came at 3, and again at 3 when
+    read again from 1: offsets 1 and 2 are no records (a transaction marker), and the commit
+    goes over them. Seen once it proves nothing (a batch fetched before the seek took
+    effect looks the same): that record is dropped and 1 read again."""
     app = _worker_app(tmp_path)
     consumer = cast(RebalanceSafeConsumer, app.consumer)
     delivered: list[int] = []
@@ -132,11 +142,12 @@ async def test_offsets_read_over_after_a_seek_are_committed_over(tmp_path: Path)
 
     other = TP("netral.raw.bkn", 0)
     cast("Conductor", app.topics)._tp_to_callback.update({P: stream, other: stream})
-    consumer._sought([P])
-    consumer._expected[P] = 1  # as seek(P, 1, within_log=True) records it
-    consumer._first_from[P] = (1, True)
-    consumer._fetched_epoch = {P: consumer._seek_epoch[P]}  # a batch fetched after the seek
+    _reseek(consumer, P, 1, True)  # as seek(P, 1, within_log=True) records it
     consumer._committed_offset[P] = 1
+    assert await consumer.callback(_message(3, 0)) is None  # once: dropped, read again
+    assert consumer._refetch[P] == 1 and P not in consumer.no_records and delivered == []
+    assert await consumer.callback(_message(4, 0)) is None  # the rest of its batch too
+    _reseek(consumer, P, 1, False)  # the read again (not checked: the first seek was)
     await consumer.callback(_message(3, 0))
     assert consumer.no_records[P] == (1, 3)
     consumer._acked[P] = [3]
@@ -145,24 +156,33 @@ async def test_offsets_read_over_after_a_seek_are_committed_over(tmp_path: Path)
     assert consumer.no_records[P] == (1, 3)
 
     # read from 5, the first record at 5: no gap
-    consumer._sought([other])
-    consumer._expected[other], consumer._first_from[other] = 5, (5, True)
-    consumer._fetched_epoch = {other: consumer._seek_epoch[other]}
+    _reseek(consumer, other, 5, True)
     await consumer.callback(Message(other.topic, 0, 5, 0.0, 0, None, b"k", b"v", None,
                                     tp=other, generation_id=0))
     assert other not in consumer.no_records and not consumer._gap[other]
     assert delivered == [3, 4, 5]
 
+    # the first read and the second disagree: records after all (not a span)
+    fourth = TP("netral.raw.ppk", 0)
+    cast("Conductor", app.topics)._tp_to_callback[fourth] = stream
+    _reseek(consumer, fourth, 10, True)
+    assert await consumer.callback(Message(fourth.topic, 0, 20, 0.0, 0, None, b"k", b"v",
+                                           None, tp=fourth, generation_id=0)) is None
+    _reseek(consumer, fourth, 10, False)
+    await consumer.callback(Message(fourth.topic, 0, 10, 0.0, 0, None, b"k", b"v", None,
+                                    tp=fourth, generation_id=0))
+    assert fourth not in consumer.no_records and fourth not in consumer._unconfirmed
+    assert delivered[-1] == 10
+
     # a seek not checked against the log's start (the commit, after a restart): the offsets
     # read over may have been deleted by retention: committed over, but no span for the stage
     third = TP("netral.events", 0)
     cast("Conductor", app.topics)._tp_to_callback[third] = stream
-    consumer._sought([third])
-    consumer._expected[third], consumer._first_from[third] = 60, (60, False)
-    consumer._fetched_epoch = {third: consumer._seek_epoch[third]}
-    consumer._committed_offset[third] = 60
-    await consumer.callback(Message(third.topic, 0, 65, 0.0, 0, None, b"k", b"v", None,
-                                    tp=third, generation_id=0))
+    for _ in range(2):
+        _reseek(consumer, third, 60, False)
+        consumer._committed_offset[third] = 60
+        await consumer.callback(Message(third.topic, 0, 65, 0.0, 0, None, b"k", b"v", None,
+                                        tp=third, generation_id=0))
     assert third not in consumer.no_records
     consumer._acked[third] = [65]
     assert consumer._new_offset(third) == 66
